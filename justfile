@@ -1,0 +1,45 @@
+# museformer tasks. `just reproduce` runs the main job on the embedded default corpus;
+# `just test` runs the test suite. Both set up what they need first.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# cargo finds libtorch in .venv/libtorch (see .cargo/config.toml), set up by `setup`.
+bin := "target/release/museformer"
+
+# List the recipes.
+default:
+    @just --list
+
+# Create .venv with the pinned Python packages (idempotent).
+setup:
+    scripts/setup.sh
+
+# Build the release binary (tests use the same profile, so one build serves both).
+build: setup
+    cargo build --release
+
+# Fetch the default corpus (Bach chorales and folk tunes from music21) into corpora/.
+corpus: setup
+    .venv/bin/python scripts/fetch_corpus.py --out corpora
+
+# Run the whole test suite (unit, integration, CLI, real-corpus round trips).
+test: build corpus
+    cargo test --release -- --test-threads 2
+
+# The main job on the embedded default: fetch the corpus, prepare it, summarize.
+reproduce: build corpus
+    {{bin}} data prepare experiments/data/default.yaml
+    {{bin}} data summary data/default
+
+# Benchmarks (criterion and CLI); results go to docs/performance.md by hand.
+bench: build corpus bench-data
+
+# Encoding throughput: ours against MidiTok REMI on symusic, over the same files.
+bench-data: build corpus
+    .venv/bin/python -m pip install -q -r requirements-bench.txt
+    scripts/bench_data.sh corpora
+
+# Format and lint.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --release --all-targets -- -D warnings

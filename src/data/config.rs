@@ -1,0 +1,126 @@
+//! Dataset configuration files (`experiments/data/*.yaml`): where the MIDI files
+//! are, where the prepared dataset goes, and how songs are normalized, encoded and
+//! split. Unknown keys and wrong types are errors naming the file, line and key.
+
+use super::normalize::NormalizeConfig;
+use crate::tokens::EncodeOptions;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How songs are assigned to the train, valid and test splits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SplitRule {
+    /// By a seeded hash of each file's content: stable when files are added.
+    Hash {
+        /// Seed mixed into the hash.
+        #[serde(default)]
+        seed: u64,
+        /// Relative sizes of train, valid and test.
+        #[serde(default = "default_ratios")]
+        ratios: [u32; 3],
+    },
+    /// From file lists (one file name per line, matched by name without folders and
+    /// extension), like the lists the original release publishes for LMD.
+    Lists {
+        /// List of training files.
+        train: PathBuf,
+        /// List of validation files.
+        valid: PathBuf,
+        /// List of test files.
+        test: PathBuf,
+    },
+}
+
+fn default_ratios() -> [u32; 3] {
+    [8, 1, 1]
+}
+
+impl Default for SplitRule {
+    fn default() -> Self {
+        SplitRule::Hash { seed: 0, ratios: default_ratios() }
+    }
+}
+
+impl SplitRule {
+    /// The list files the rule reads (none for hash splits).
+    pub fn list_files(&self) -> Vec<&Path> {
+        match self {
+            SplitRule::Hash { .. } => Vec::new(),
+            SplitRule::Lists { train, valid, test } => vec![train, valid, test],
+        }
+    }
+}
+
+/// A dataset: input folder, output folder, and the processing settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Name used in reports.
+    pub name: String,
+    /// Folder walked for `.mid` / `.midi` files (relative paths: to the current folder).
+    pub midi_dir: PathBuf,
+    /// Folder of the prepared dataset.
+    pub out: PathBuf,
+    /// Encoder options.
+    #[serde(default)]
+    pub encoding: EncodeOptions,
+    /// Normalization before encoding.
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// Split rule.
+    #[serde(default)]
+    pub split: SplitRule,
+    /// What to tell the user when `midi_dir` is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_help: Option<String>,
+}
+
+impl DatasetConfig {
+    /// Reads a dataset file; errors name the file (and the line and key, when the
+    /// YAML parser knows them).
+    pub fn load(path: &Path) -> Result<DatasetConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_yaml::from_str(&text).with_context(|| format!("{} is not a valid dataset file", path.display()))
+    }
+
+    /// A configuration for a MIDI folder given on the command line, with defaults.
+    pub fn for_folder(midi_dir: PathBuf, out: PathBuf) -> DatasetConfig {
+        let name = midi_dir.file_name().map_or("dataset".into(), |n| n.to_string_lossy().into_owned());
+        DatasetConfig {
+            name,
+            midi_dir,
+            out,
+            encoding: EncodeOptions::default(),
+            normalize: NormalizeConfig::default(),
+            split: SplitRule::default(),
+            missing_help: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "name: x\nmidi_dir: a\nout: b\nencoding:\n  ignore_tss: true\n").unwrap();
+        let err = format!("{:#}", DatasetConfig::load(&path).unwrap_err());
+        assert!(err.contains("bad.yaml"), "{err}");
+        assert!(err.contains("ignore_tss") && err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn defaults_and_lists_parse() {
+        let cfg: DatasetConfig = serde_yaml::from_str("name: x\nmidi_dir: a\nout: b\n").unwrap();
+        assert_eq!(cfg.split, SplitRule::Hash { seed: 0, ratios: [8, 1, 1] });
+        assert!(cfg.encoding.remove_empty_bars);
+        let cfg: DatasetConfig =
+            serde_yaml::from_str("name: x\nmidi_dir: a\nout: b\nsplit:\n  lists: {train: t, valid: v, test: s}\n").unwrap();
+        assert_eq!(cfg.split.list_files().len(), 3);
+    }
+}

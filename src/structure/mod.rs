@@ -1,0 +1,1 @@
+//! Structure statistics (in progress).

@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests: small MIDI files made in memory, good
+//! and bad, so tests need no data files.
+
+#![allow(dead_code)]
+
+use museformer::midi::{self, Note, Score, Tempo, TimeSignature, Track};
+use std::path::{Path, PathBuf};
+
+/// A standard MIDI file from raw parts: the header fields and each track's event
+/// bytes (an end-of-track event is appended to each).
+pub fn smf(format: u16, division: u16, tracks: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"MThd".to_vec();
+    out.extend(6u32.to_be_bytes());
+    out.extend(format.to_be_bytes());
+    out.extend((tracks.len() as u16).to_be_bytes());
+    out.extend(division.to_be_bytes());
+    for t in tracks {
+        let mut body = t.clone();
+        body.extend([0x00, 0xFF, 0x2F, 0x00]);
+        out.extend(b"MTrk");
+        out.extend((body.len() as u32).to_be_bytes());
+        out.extend(body);
+    }
+    out
+}
+
+/// Events of one note: on at delta 0, off after `len` ticks (single-byte deltas).
+pub fn note_events(pitch: u8, len: u8) -> Vec<u8> {
+    vec![0x00, 0x90, pitch, 0x64, len, 0x80, pitch, 0x00]
+}
+
+/// A piece of `bars` bars of 4/4 at 480 ticks per beat: a melody that repeats every
+/// two bars and a bass, distinct per `seed`.
+pub fn song(seed: u8, bars: u64) -> Score {
+    let tpb = 480;
+    let mut melody = Vec::new();
+    let mut bass = Vec::new();
+    for bar in 0..bars {
+        let t0 = bar * 4 * tpb;
+        for beat in 0..4u64 {
+            let pitch = 60 + ((seed as u64 + beat * 2 + (bar % 2) * 5) % 12) as u8;
+            melody.push(Note { start: t0 + beat * tpb, end: t0 + beat * tpb + tpb / 2, pitch, velocity: 90 });
+        }
+        bass.push(Note { start: t0, end: t0 + 2 * tpb, pitch: 36 + seed % 12, velocity: 70 });
+    }
+    Score {
+        ticks_per_beat: tpb as u32,
+        tempos: vec![Tempo { tick: 0, micros_per_quarter: 500_000 }],
+        time_signatures: vec![TimeSignature { tick: 0, numerator: 4, denominator: 4 }],
+        key_signatures: vec![],
+        tracks: vec![
+            Track { name: "melody".into(), program: 0, is_drum: false, notes: melody },
+            Track { name: "bass".into(), program: 33, is_drum: false, notes: bass },
+        ],
+    }
+}
+
+/// The same piece in 3/4.
+pub fn waltz(seed: u8) -> Score {
+    let mut s = song(seed, 4);
+    s.time_signatures[0].numerator = 3;
+    s
+}
+
+/// The bad files every batch command must survive, with a word each reason must contain.
+pub fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let good = midi::to_bytes(&song(1, 2));
+    let truncated = good[..good.len() / 2].to_vec();
+    let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let smpte = smf(1, 0xE728, &[note_events(60, 10)]);
+    let format2 = smf(2, 96, &[note_events(60, 10)]);
+    let zero_tpb = smf(1, 0, &[note_events(60, 10)]);
+    // A note-on after a delta of 0x0FFFFFFF ticks, 16 times: far beyond any sane length.
+    let mut far = Vec::new();
+    for _ in 0..16 {
+        far.extend([0xFF, 0xFF, 0xFF, 0x7F, 0xFF, 0x01, 0x00]);
+    }
+    far.extend(note_events(60, 10));
+    let absurd = smf(1, 96, &[far]);
+    let bad_key = smf(1, 96, &[[vec![0x00, 0xFF, 0x59, 0x02, 0x0C, 0x00], note_events(60, 10)].concat()]);
+    vec![
+        ("truncated.mid", truncated, "cannot"),
+        ("random.mid", random, "cannot"),
+        ("empty.mid", Vec::new(), "cannot"),
+        ("smpte.mid", smpte, "SMPTE"),
+        ("format2.mid", format2, "format 2"),
+        ("zero_tpb.mid", zero_tpb, "ticks per beat"),
+        ("absurd.mid", absurd, "tick"),
+        ("bad_key.mid", bad_key, "key signature"),
+    ]
+}
+
+/// Writes a file, creating its folder.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The built `museformer` binary.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_museformer"))
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
