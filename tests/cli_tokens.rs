@@ -49,7 +49,7 @@ fn corrupt_token_files_name_the_first_bad_token() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.mid");
     let cases = [
-        ("s-9 t-35 o-0 i-0 p-60 d-4 v-20 b-1 t-35 o-0 i-0 p-61 dd-4 v-20 b-1", "token 14 (`dd-4`)"),
+        ("s-9 t-35 o-0 i-0 p-60 d-4 v-20 b-1 t-35 o-0 i-0 p-61 dd-4 v-20 b-1", "token 13 (`dd-4`)"),
         ("t-35 o-0 i-0 p-60 v-20 b-1", "token 5 (`v-20`)"),
         ("t-35 o-0 i-0 p-999 d-1 v-1 b-1", "token 4 (`p-999`)"),
     ];

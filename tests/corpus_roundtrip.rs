@@ -69,19 +69,13 @@ fn arb_score() -> impl Strategy<Value = Score> {
             let tracks = tracks
                 .into_iter()
                 .map(|(program, is_drum, notes)| {
+                    // Same-pitch notes may overlap and nest: the writer must keep them apart.
                     let mut notes: Vec<Note> = notes
                         .into_iter()
                         .map(|(on, len, pitch, velocity)| Note { start: on * step, end: (on + len) * step, pitch, velocity })
                         .collect();
                     notes.sort();
-                    // One note per (pitch, onset): overlapping same-pitch notes pair differently in MIDI.
-                    let mut kept: Vec<Note> = Vec::new();
-                    for n in notes {
-                        if !kept.iter().any(|k| k.pitch == n.pitch && k.end > n.start) {
-                            kept.push(n);
-                        }
-                    }
-                    Track { name: String::new(), program, is_drum, notes: kept }
+                    Track { name: String::new(), program, is_drum, notes }
                 })
                 .collect();
             Score {

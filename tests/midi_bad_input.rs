@@ -32,7 +32,9 @@ fn valid() -> Vec<u8> {
 
 /// Deterministic pseudo-random bytes.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x = x
@@ -66,7 +68,10 @@ fn the_valid_base_file_reads() {
 #[test]
 fn truncated_file_is_a_parse_error() {
     let bytes = valid();
-    assert!(matches!(fail(&bytes[..bytes.len() / 2]), MidiError::Parse(_)));
+    assert!(matches!(
+        fail(&bytes[..bytes.len() / 2]),
+        MidiError::Parse(_)
+    ));
 
     // A bigger file written by the library, cut in half and at other points.
     let score = Score {
@@ -170,7 +175,9 @@ fn absurd_ticks_are_rejected() {
 
     // Far but legal: 2^28 - 1 ticks at 32767 ticks per beat (~8192 beats).
     let mut bytes = header(1, 1, 0x7FFF);
-    bytes.extend(track(&[0x00, 0x90, 60, 100, 0xFF, 0xFF, 0xFF, 0x7F, 0x80, 60, 0]));
+    bytes.extend(track(&[
+        0x00, 0x90, 60, 100, 0xFF, 0xFF, 0xFF, 0x7F, 0x80, 60, 0,
+    ]));
     assert_eq!(read_bytes(&bytes).unwrap().end_tick(), (1 << 28) - 1);
 }
 

@@ -33,7 +33,7 @@ fn bad_files_are_rejected_with_reasons_and_the_batch_goes_on() {
     for i in 0..6u8 {
         write(&midi_dir, &format!("good/song{i}.mid"), &midi::to_bytes(&song(i, 3 + i as u64)));
     }
-    write(&midi_dir, "copy/song0-again.MID", &midi::to_bytes(&song(0, 3)));
+    write(&midi_dir, "more/song0-again.MID", &midi::to_bytes(&song(0, 3)));
     write(&midi_dir, "notes.txt", b"not a MIDI file, not even looked at");
     let bad = bad_files();
     for (name, bytes, _) in &bad {
@@ -46,7 +46,7 @@ fn bad_files_are_rejected_with_reasons_and_the_batch_goes_on() {
 
     let rej = rejects(&out);
     assert_eq!(rej.len(), bad.len() + 1);
-    assert_eq!(rej["copy/song0-again.MID"], "duplicate of good/song0.mid");
+    assert_eq!(rej["more/song0-again.MID"], "duplicate of good/song0.mid");
     for (name, _, word) in &bad {
         let reason = &rej[&format!("bad/{name}")];
         assert!(reason.contains(word), "{name}: `{reason}` should mention `{word}`");

@@ -70,7 +70,7 @@ pub struct DatasetConfig {
     #[serde(default)]
     pub normalize: NormalizeConfig,
     /// Split rule.
-    #[serde(default)]
+    #[serde(default, with = "serde_yaml::with::singleton_map")]
     pub split: SplitRule,
     /// What to tell the user when `midi_dir` is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -33,6 +33,7 @@ pub struct NormalizeConfig {
     /// Merge instruments into the six LMD6 instruments.
     pub lmd6: bool,
     /// How the melody track (program 80) is chosen when merging.
+    #[serde(with = "serde_yaml::with::singleton_map")]
     pub melody: MelodyRule,
 }
 
@@ -213,5 +214,14 @@ mod tests {
         s.time_signatures.push(TimeSignature { tick: 960, numerator: 3, denominator: 4 });
         let err = normalize(&s, &cfg).unwrap_err().to_string();
         assert_eq!(err, "not in 4/4 (3/4 at tick 960)");
+    }
+
+    #[test]
+    fn melody_rules_read_from_yaml() {
+        let read = |y: &str| serde_yaml::from_str::<NormalizeConfig>(y).unwrap().melody;
+        assert_eq!(read("melody: auto"), MelodyRule::Auto);
+        assert_eq!(read("melody: none"), MelodyRule::None);
+        assert_eq!(read("melody: {name_contains: vocal}"), MelodyRule::NameContains("vocal".into()));
+        assert_eq!(read("melody: {track: 2}"), MelodyRule::Track(2));
     }
 }

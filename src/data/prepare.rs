@@ -226,7 +226,7 @@ struct Encoded {
 
 /// Reads, normalizes and encodes one file.
 pub fn encode_file(bytes: &[u8], cfg: &DatasetConfig) -> Result<(Vec<Token>, Score)> {
-    let score = midi::read_bytes(bytes).context("cannot parse the MIDI file")?;
+    let score = midi::read_bytes(bytes)?;
     let score = normalize(&score, &cfg.normalize)?;
     let tokens = tokens::encode(&score, &cfg.encoding)?;
     Ok((tokens, score))

@@ -72,7 +72,8 @@ pub enum MidiError {
         /// Tick of the event.
         tick: u64,
     },
-    /// An event lies past [`MAX_TICK`] or past [`MAX_BEATS`] beats.
+    /// An event lies past `MAX_TICK` (2^31) ticks or past `MAX_BEATS`
+    /// (100 000) beats.
     #[error("event at tick {tick} lies beyond the supported length ({MAX_BEATS} beats at {ticks_per_beat} ticks per beat, or 2^31 ticks)")]
     AbsurdTick {
         /// Absolute tick of the offending event.
@@ -294,11 +295,7 @@ impl Reader {
                             let group = *keys.entry(group_key).or_insert_with(|| {
                                 parts.push(Track {
                                     name: String::new(),
-                                    program: if ch == DRUM_CHANNEL {
-                                        0
-                                    } else {
-                                        group_key.1
-                                    },
+                                    program: if ch == DRUM_CHANNEL { 0 } else { group_key.1 },
                                     is_drum: ch == DRUM_CHANNEL,
                                     notes: Vec::new(),
                                 });
@@ -407,10 +404,12 @@ mod tests {
     /// An event at an absolute tick.
     type Ev = (u64, TrackEventKind<'static>);
 
-    /// Builds a MIDI file from tracks of events at absolute (sorted) ticks.
+    /// Builds a MIDI file from tracks of events at absolute ticks (stably
+    /// sorted by tick).
     fn build(format: Format, tpb: u16, tracks: Vec<Vec<Ev>>) -> Vec<u8> {
         let mut smf = midly::Smf::new(Header::new(format, Timing::Metrical(u15::new(tpb))));
-        for track in tracks {
+        for mut track in tracks {
+            track.sort_by_key(|e| e.0);
             let mut last = 0;
             let mut events: Vec<TrackEvent<'static>> = track
                 .into_iter()
@@ -534,7 +533,11 @@ mod tests {
 
     #[test]
     fn open_note_at_last_tick_is_dropped() {
-        let s = read1(vec![vec![on(0, 0, 60, 90), off(10, 0, 60), on(10, 0, 62, 9)]]);
+        let s = read1(vec![vec![
+            on(0, 0, 60, 90),
+            off(10, 0, 60),
+            on(10, 0, 62, 9),
+        ]]);
         assert_eq!(s.tracks[0].notes, vec![note(0, 10, 60, 90)]);
     }
 
@@ -788,7 +791,10 @@ mod tests {
             480,
             vec![vec![meta(0, MetaMessage::KeySignature(2, true))]],
         );
-        let pos = bytes.windows(3).position(|w| w == [0xFF, 0x59, 0x02]).unwrap();
+        let pos = bytes
+            .windows(3)
+            .position(|w| w == [0xFF, 0x59, 0x02])
+            .unwrap();
         bytes[pos + 4] = 3;
         match read_bytes(&bytes) {
             Err(MidiError::InvalidKeySignature { sharps: 2, mode: 3 }) => {}

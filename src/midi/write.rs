@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
 
-use super::{Score, Track};
+use super::{Note, Score, Track};
 
 /// Channels for non-drum tracks, assigned round-robin (channel 10 is skipped).
 const MELODIC_CHANNELS: [u8; 15] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15];
@@ -34,13 +34,14 @@ const MAX_DELTA: u64 = 0x0FFF_FFFF;
 /// - tempos, time signatures and key signatures are sorted, with at most one
 ///   event of each kind per tick, tempos within 1..=2^24-1 µs, time-signature
 ///   numerators within 1..=255 and denominators powers of two;
-/// - ticks stay within the reader's limits ([`super::read::MAX_TICK`],
-///   [`super::read::MAX_BEATS`]);
+/// - ticks stay within the reader's limits: at most 2^31 and at most
+///   100 000 beats (see [`super::MidiError::AbsurdTick`]);
 /// - within a track, no note of a pitch lies strictly inside another note of
-///   the same pitch (`a.start < b.start && b.end < a.end`): the reader pairs
-///   same-pitch note-ons and note-offs first in, first out, so such nested
-///   notes come back as `(a.start, b.end)` and `(b.start, a.end)`. Partial
-///   overlaps and shared starts or ends do round-trip.
+///   the same pitch (`a.start < b.start && b.end < a.end`). The reader pairs
+///   same-pitch note-ons and note-offs first in, first out, so the writer puts
+///   such nested notes into extra MIDI tracks (same name, program and channel):
+///   every note comes back, but in more than one [`Track`]. Partial overlaps and
+///   shared starts or ends stay in one track.
 ///
 /// Out-of-range values are clamped rather than rejected (velocity to 1..=127,
 /// pitch and program to 0..=127, tempo to 1..=2^24-1, numerator to 1..=255,
@@ -65,8 +66,8 @@ pub fn to_bytes(score: &Score) -> Vec<u8> {
 /// `ticks_per_beat` is 0 or above 32767 gives an
 /// [`std::io::ErrorKind::InvalidInput`] error.
 pub fn write_file(score: &Score, path: &Path) -> std::io::Result<()> {
-    let bytes = encode(score)
-        .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+    let bytes =
+        encode(score).map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -122,7 +123,9 @@ fn encode(score: &Score) -> Result<Vec<u8>, String> {
             melodic += 1;
             MELODIC_CHANNELS[(melodic - 1) % MELODIC_CHANNELS.len()]
         };
-        tracks.push(part(track, channel));
+        for notes in nesting_free_layers(&track.notes) {
+            tracks.push(part(track, &notes, channel));
+        }
     }
     let mut smf = midly::Smf::new(Header::new(Format::Parallel, Timing::Metrical(tpb)));
     smf.tracks = tracks;
@@ -159,17 +162,52 @@ fn conductor(score: &Score) -> Vec<TrackEvent<'static>> {
             tick: ks.tick,
             rank: 2,
             seq,
-            kind: TrackEventKind::Meta(MetaMessage::KeySignature(
-                ks.sharps.clamp(-7, 7),
-                ks.minor,
-            )),
+            kind: TrackEventKind::Meta(MetaMessage::KeySignature(ks.sharps.clamp(-7, 7), ks.minor)),
         });
     }
     sequence(events)
 }
 
+/// Splits a track's notes (in canonical order) into layers in which no note of a
+/// pitch lies strictly inside another note of the same pitch; each layer becomes
+/// its own MIDI track, so first-in-first-out pairing on reading gives every note
+/// back. Almost every track is one layer.
+fn nesting_free_layers(notes: &[Note]) -> Vec<Vec<Note>> {
+    /// Per pitch: the start of the latest group of equal starts, the largest end of
+    /// the notes that started before that group, and the largest end in the group.
+    type PitchState = Option<(u64, u64, u64)>;
+    let mut sorted = notes.to_vec();
+    sorted.sort_unstable_by_key(|n| (n.start, n.pitch, n.end, n.velocity));
+    let mut layers: Vec<(Vec<Note>, Vec<PitchState>)> = Vec::new();
+    for n in sorted {
+        let p = n.pitch.min(127) as usize;
+        let fits = |state: &PitchState| match *state {
+            None => true,
+            Some((group, before, in_group)) => {
+                let earlier_max = if group < n.start { before.max(in_group) } else { before };
+                earlier_max <= n.end
+            }
+        };
+        let i = match layers.iter().position(|(_, st)| fits(&st[p])) {
+            Some(i) => i,
+            None => {
+                layers.push((Vec::new(), vec![None; 128]));
+                layers.len() - 1
+            }
+        };
+        let (layer, states) = &mut layers[i];
+        states[p] = Some(match states[p] {
+            Some((group, before, in_group)) if group == n.start => (group, before, in_group.max(n.end)),
+            Some((_, before, in_group)) => (n.start, before.max(in_group), n.end),
+            None => (n.start, 0, n.end),
+        });
+        layer.push(n);
+    }
+    layers.into_iter().map(|(layer, _)| layer).collect()
+}
+
 /// One instrument track on `channel`: name, program change, notes.
-fn part(track: &Track, channel: u8) -> Vec<TrackEvent<'_>> {
+fn part<'a>(track: &'a Track, notes: &[Note], channel: u8) -> Vec<TrackEvent<'a>> {
     let channel = u4::new(channel);
     let mut events = Vec::with_capacity(2 * track.notes.len() + 2);
     if !track.name.is_empty() {
@@ -193,10 +231,8 @@ fn part(track: &Track, channel: u8) -> Vec<TrackEvent<'_>> {
             },
         });
     }
-    // Note-ons go out in canonical note order so that first-in-first-out
-    // pairing on reading gives back the same notes.
-    let mut notes = track.notes.clone();
-    notes.sort_unstable_by_key(|n| (n.start, n.pitch, n.end, n.velocity));
+    // Note-ons go out in canonical note order (the layers keep it) so that
+    // first-in-first-out pairing on reading gives back the same notes.
     for (seq, n) in notes.iter().enumerate() {
         let key = u7::new(n.pitch.min(127));
         events.push(Timed {
@@ -337,15 +373,27 @@ mod tests {
     }
 
     #[test]
-    fn nested_same_pitch_notes_do_not_round_trip() {
+    fn nested_same_pitch_notes_go_to_a_second_track_and_keep_their_ends() {
         let mut s = sample();
         s.tracks.truncate(1);
-        s.tracks[0].notes = vec![note(0, 100, 60, 1), note(10, 50, 60, 2)];
+        s.tracks[0].notes = vec![
+            note(0, 100, 60, 1),
+            note(10, 50, 60, 2),
+            note(20, 30, 60, 3),
+            note(40, 120, 60, 4),
+            note(40, 60, 62, 5),
+        ];
         let back = read_bytes(&to_bytes(&s)).unwrap();
+        let layers: Vec<Vec<Note>> = back.tracks.iter().map(|t| t.notes.clone()).collect();
         assert_eq!(
-            back.tracks[0].notes,
-            vec![note(0, 50, 60, 1), note(10, 100, 60, 2)]
+            layers,
+            vec![
+                vec![note(0, 100, 60, 1), note(40, 120, 60, 4), note(40, 60, 62, 5)],
+                vec![note(10, 50, 60, 2)],
+                vec![note(20, 30, 60, 3)],
+            ]
         );
+        assert!(back.tracks.iter().all(|t| t.program == s.tracks[0].program && t.name == s.tracks[0].name));
     }
 
     #[test]
@@ -475,9 +523,47 @@ mod tests {
             })
     }
 
+    /// Notes of one pitch that may overlap but never nest: sorted by start,
+    /// their ends never decrease.
+    fn overlapping_notes() -> impl Strategy<Value = Vec<Note>> {
+        prop::collection::vec((0u64..500, 1u64..200, 60u8..63, 1u8..128), 1..=50).prop_map(|raw| {
+            let mut notes: Vec<Note> = raw
+                .into_iter()
+                .map(|(start, len, pitch, velocity)| note(start, start + len, pitch, velocity))
+                .collect();
+            notes.sort_by_key(|n| (n.start, n.pitch, n.end, n.velocity));
+            let mut last_end = [0u64; 128];
+            notes.retain(|n| {
+                let last = &mut last_end[usize::from(n.pitch)];
+                let keep = n.end >= *last;
+                if keep {
+                    *last = n.end;
+                }
+                keep
+            });
+            notes
+        })
+    }
+
     proptest! {
         #[test]
         fn round_trip(score in score_strategy()) {
+            let back = read_bytes(&to_bytes(&score)).unwrap();
+            prop_assert_eq!(back, score);
+        }
+
+        #[test]
+        fn round_trip_with_overlapping_same_pitch_notes(notes in overlapping_notes()) {
+            let score = Score {
+                ticks_per_beat: 24,
+                tracks: vec![Track {
+                    name: "overlaps".into(),
+                    program: 1,
+                    is_drum: false,
+                    notes,
+                }],
+                ..Score::default()
+            };
             let back = read_bytes(&to_bytes(&score)).unwrap();
             prop_assert_eq!(back, score);
         }

@@ -146,11 +146,14 @@ pub fn decode_ticks_per_beat(vocab: &Vocab) -> u32 {
 /// does: one track per instrument (drums on channel 10), a tempo event at a bar
 /// start where the tempo changes and a time-signature event where the time
 /// signature changes (4/4 until the first `s-` token), velocity `4 * id + 2`, and
-/// durations of at least one position (`d-0` becomes one position).
+/// durations of `dec[id]` positions. `d-0` (a note shorter than half a position)
+/// becomes the longest note that still rounds to zero positions, just under half a
+/// position, so it encodes as `d-0` again (the original decoder writes one position).
 pub fn decode(tokens: &[Token], vocab: &Vocab) -> Result<Score, DecodeError> {
     check_grammar(tokens, vocab)?;
     let tpb = decode_ticks_per_beat(vocab);
-    let ticks = |pos: u64| pos * tpb as u64 / vocab.pos_per_beat() as u64;
+    let ticks_per_pos = tpb as u64 / vocab.pos_per_beat() as u64;
+    let ticks = |pos: u64| pos * ticks_per_pos;
     let mut score = Score { ticks_per_beat: tpb, ..Score::default() };
     let mut tracks: BTreeMap<u8, Vec<Note>> = BTreeMap::new();
     let (mut bar_start, mut bar_len) = (0u64, vocab.bar_positions(4, 4));
@@ -173,10 +176,10 @@ pub fn decode(tokens: &[Token], vocab: &Vocab) -> Result<Score, DecodeError> {
             Token::Position(p) => onset = bar_start + p as u64,
             Token::Instrument(i) => instrument = i,
             Token::Pitch(p) => pitch = p,
-            Token::Duration(d) => duration = vocab.duration_positions(d).max(1),
+            Token::Duration(d) => duration = vocab.duration_positions(d),
             Token::Velocity(v) => tracks.entry(instrument).or_default().push(Note {
                 start: ticks(onset),
-                end: ticks(onset + duration),
+                end: if duration == 0 { ticks(onset) + (ticks_per_pos - 1) / 2 } else { ticks(onset + duration) },
                 pitch: pitch % 128,
                 velocity: velocity_value(v),
             }),

@@ -39,7 +39,7 @@ pub fn song(seed: u8, bars: u64) -> Score {
         let t0 = bar * 4 * tpb;
         for beat in 0..4u64 {
             let pitch = 60 + ((seed as u64 + beat * 2 + (bar % 2) * 5) % 12) as u8;
-            melody.push(Note { start: t0 + beat * tpb, end: t0 + beat * tpb + tpb / 2, pitch, velocity: 90 });
+            melody.push(Note { start: t0 + beat * tpb, end: t0 + beat * tpb + tpb / 2, pitch, velocity: 20 + seed % 100 });
         }
         bass.push(Note { start: t0, end: t0 + 2 * tpb, pitch: 36 + seed % 12, velocity: 70 });
     }
@@ -84,7 +84,7 @@ pub fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("empty.mid", Vec::new(), "cannot"),
         ("smpte.mid", smpte, "SMPTE"),
         ("format2.mid", format2, "format 2"),
-        ("zero_tpb.mid", zero_tpb, "ticks per beat"),
+        ("zero_tpb.mid", zero_tpb, "0 ticks per quarter"),
         ("absurd.mid", absurd, "tick"),
         ("bad_key.mid", bad_key, "key signature"),
     ]
