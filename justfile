@@ -34,10 +34,12 @@ reproduce: build corpus
 # Benchmarks (criterion and CLI); results go to docs/performance.md by hand.
 bench: build corpus bench-data
 
-# Encoding throughput: ours against MidiTok REMI on symusic, over the same files.
+# Encoding throughput: ours against MidiTok REMI on symusic, over the same files,
+# then the peak memory of `data prepare` on growing corpora.
 bench-data: build corpus
-    .venv/bin/python -m pip install -q -r requirements-bench.txt
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-bench.txt
     scripts/bench_data.sh corpora
+    scripts/bench_prepare_memory.sh
 
 # Format and lint.
 lint:

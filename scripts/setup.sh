@@ -13,6 +13,20 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating the virtual environment .venv"
     "$PY" -m venv .venv
 fi
+# abc2midi converts the folk tunes of the default corpus in seconds (music21, the
+# fallback, takes minutes). Install Debian's package where we can.
+install_abcmidi() {
+    command -v abc2midi >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian's abcmidi (ABC to MIDI for the folk tunes)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq abcmidi >/dev/null) \
+            || echo "setup: could not install abcmidi; folk tunes will convert through music21 (slower)"
+    else
+        echo "setup: abc2midi not found; folk tunes will convert through music21 (slower; apt-get install abcmidi)"
+    fi
+}
+install_abcmidi
+
 link_libtorch() {
     local dir
     dir=$(.venv/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))')

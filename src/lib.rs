@@ -1,9 +1,10 @@
 //! Museformer experiment suite: the library behind the `museformer` binary.
 //!
 //! Data flows one way: MIDI files ([`midi`]) → REMIGEN2 tokens ([`tokens`]) →
-//! prepared datasets ([`data`]) → structure statistics, models, evaluation.
+//! prepared datasets ([`data`]) → structure statistics ([`structure`]), models,
+//! evaluation.
 
-pub mod midi;
-pub mod tokens;
 pub mod data;
+pub mod midi;
 pub mod structure;
+pub mod tokens;

@@ -123,18 +123,31 @@ enum DataCommand {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Encode { file, opts } => {
-            let score = midi::read_file(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let toks = tokens::encode(&score, &opts.options()).with_context(|| format!("cannot encode {}", file.display()))?;
+            let score = midi::read_file(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let toks = tokens::encode(&score, &opts.options())
+                .with_context(|| format!("cannot encode {}", file.display()))?;
             println!("{}", tokens::to_text(&toks));
         }
-        Command::Decode { tokens: path, output, pos_per_beat } => {
+        Command::Decode {
+            tokens: path,
+            output,
+            pos_per_beat,
+        } => {
             let vocab = Vocab::new(pos_per_beat);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let toks = tokens::parse_tokens(&text, &vocab).with_context(|| format!("{}", path.display()))?;
-            let score = tokens::decode(&toks, &vocab).with_context(|| format!("{}", path.display()))?;
-            midi::write_file(&score, &output).with_context(|| format!("cannot write {}", output.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let toks = tokens::parse_tokens(&text, &vocab)
+                .with_context(|| format!("{}", path.display()))?;
+            let score =
+                tokens::decode(&toks, &vocab).with_context(|| format!("{}", path.display()))?;
+            midi::write_file(&score, &output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
         }
-        Command::Vocab { fairseq, pos_per_beat } => {
+        Command::Vocab {
+            fairseq,
+            pos_per_beat,
+        } => {
             let vocab = Vocab::new(pos_per_beat);
             if fairseq {
                 print!("{}", vocab.to_fairseq());
@@ -144,7 +157,12 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Data(DataCommand::Prepare { config, midi_dir, out, force }) => {
+        Command::Data(DataCommand::Prepare {
+            config,
+            midi_dir,
+            out,
+            force,
+        }) => {
             let cfg = match (config, midi_dir, out) {
                 (Some(path), _, _) => DatasetConfig::load(&path)?,
                 (None, Some(dir), Some(out)) => DatasetConfig::for_folder(dir, out),
@@ -152,11 +170,20 @@ fn run(cli: Cli) -> Result<()> {
             };
             match data::prepare(&cfg, force)? {
                 PrepareOutcome::UpToDate(m) => {
-                    println!("{} is up to date; nothing to do (use --force to rebuild)", cfg.out.display());
+                    println!(
+                        "{} is up to date; nothing to do (use --force to rebuild)",
+                        cfg.out.display()
+                    );
                     println!("{}", m.summary());
                 }
                 PrepareOutcome::Built(m) => {
-                    println!("{} encoded, {} rejected -> {} ({:.1} s)", m.songs, m.rejected, cfg.out.display(), m.wall_seconds);
+                    println!(
+                        "{} encoded, {} rejected -> {} ({:.1} s)",
+                        m.songs,
+                        m.rejected,
+                        cfg.out.display(),
+                        m.wall_seconds
+                    );
                     println!("{}", m.summary());
                     if m.rejected > 0 {
                         println!("reasons: {}", cfg.out.join("rejects.csv").display());
@@ -164,15 +191,24 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Data(DataCommand::Bench { midi_dir, config, repeat }) => {
+        Command::Data(DataCommand::Bench {
+            midi_dir,
+            config,
+            repeat,
+        }) => {
             let cfg = match config {
                 Some(path) => DatasetConfig::load(&path)?,
                 None => DatasetConfig::for_folder(midi_dir.clone(), PathBuf::new()),
             };
             let files = data::prepare::list_midi_files(&midi_dir)?;
-            println!("{}", serde_json::to_string(&data::prepare::bench_encode(&files, &cfg, repeat))?);
+            println!(
+                "{}",
+                serde_json::to_string(&data::prepare::bench_encode(&files, &cfg, repeat))?
+            );
         }
-        Command::Data(DataCommand::Summary { dir }) => println!("{}", Manifest::load(&dir)?.summary()),
+        Command::Data(DataCommand::Summary { dir }) => {
+            println!("{}", Manifest::load(&dir)?.summary())
+        }
     }
     Ok(())
 }

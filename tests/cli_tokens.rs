@@ -8,24 +8,54 @@ use museformer::tokens::{self, EncodeOptions, InstrumentOrder, Vocab};
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = bin().args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn encode_decode_encode_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "in.mid", &midi::to_bytes(&song(3, 4)));
-    let (ok, line, err) = run(&["encode", "--ignore-ts", "--inst-order", "lmd6", "--normalize-key", file.to_str().unwrap()]);
+    let (ok, line, err) = run(&[
+        "encode",
+        "--ignore-ts",
+        "--inst-order",
+        "lmd6",
+        "--normalize-key",
+        file.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
-    let opts = EncodeOptions { ignore_ts: true, inst_order: InstrumentOrder::Lmd6, normalize_key: true, ..EncodeOptions::default() };
-    assert_eq!(line.trim(), tokens::to_text(&tokens::encode(&song(3, 4), &opts).unwrap()));
+    let opts = EncodeOptions {
+        ignore_ts: true,
+        inst_order: InstrumentOrder::Lmd6,
+        normalize_key: true,
+        ..EncodeOptions::default()
+    };
+    assert_eq!(
+        line.trim(),
+        tokens::to_text(&tokens::encode(&song(3, 4), &opts).unwrap())
+    );
     assert_eq!(line.lines().count(), 1);
 
     let toks = write(tmp.path(), "tokens.txt", line.as_bytes());
     let out = tmp.path().join("out.mid");
-    let (ok, _, err) = run(&["decode", toks.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (ok, _, err) = run(&[
+        "decode",
+        toks.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
-    let (ok, again, _) = run(&["encode", "--ignore-ts", "--inst-order", "lmd6", out.to_str().unwrap()]);
+    let (ok, again, _) = run(&[
+        "encode",
+        "--ignore-ts",
+        "--inst-order",
+        "lmd6",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok);
     assert_eq!(again, line);
 }
@@ -37,7 +67,10 @@ fn bad_files_exit_non_zero_with_one_line() {
         let file = write(tmp.path(), name, &bytes);
         let (ok, stdout, stderr) = run(&["encode", file.to_str().unwrap()]);
         assert!(!ok && stdout.is_empty(), "{name}");
-        assert!(stderr.contains(name) && stderr.contains(word), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(word),
+            "{name}: {stderr}"
+        );
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
     let (ok, _, stderr) = run(&["encode", tmp.path().join("absent.mid").to_str().unwrap()]);
@@ -49,15 +82,26 @@ fn corrupt_token_files_name_the_first_bad_token() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.mid");
     let cases = [
-        ("s-9 t-35 o-0 i-0 p-60 d-4 v-20 b-1 t-35 o-0 i-0 p-61 dd-4 v-20 b-1", "token 13 (`dd-4`)"),
+        (
+            "s-9 t-35 o-0 i-0 p-60 d-4 v-20 b-1 t-35 o-0 i-0 p-61 dd-4 v-20 b-1",
+            "token 13 (`dd-4`)",
+        ),
         ("t-35 o-0 i-0 p-60 v-20 b-1", "token 5 (`v-20`)"),
         ("t-35 o-0 i-0 p-999 d-1 v-1 b-1", "token 4 (`p-999`)"),
     ];
     for (text, expected) in cases {
         let toks = write(tmp.path(), "bad.txt", text.as_bytes());
-        let (ok, _, stderr) = run(&["decode", toks.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        let (ok, _, stderr) = run(&[
+            "decode",
+            toks.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         assert!(!ok, "{text}");
-        assert!(stderr.contains("bad.txt") && stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.contains("bad.txt") && stderr.contains(expected),
+            "{stderr}"
+        );
         assert!(!out.exists());
     }
 }

@@ -23,9 +23,17 @@ fn every_default_corpus_file_round_trips() {
     let root = common::root();
     let cfg = DatasetConfig::load(&root.join("experiments/data/default.yaml")).unwrap();
     let corpus = root.join(&cfg.midi_dir);
-    assert!(corpus.is_dir(), "{} is missing: run `just corpus` first", corpus.display());
+    assert!(
+        corpus.is_dir(),
+        "{} is missing: run `just corpus` first",
+        corpus.display()
+    );
     let files = list_midi_files(&corpus).unwrap();
-    assert!(files.len() >= 300, "the default corpus has only {} files", files.len());
+    assert!(
+        files.len() >= 300,
+        "the default corpus has only {} files",
+        files.len()
+    );
     let plain = EncodeOptions::default();
     let failures: Vec<String> = files
         .par_iter()
@@ -54,7 +62,13 @@ fn every_default_corpus_file_round_trips() {
             bad
         })
         .collect();
-    assert!(failures.is_empty(), "{} of {} files fail:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} files fail:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 /// Random pieces: 1-3 tracks (one may be drums), notes on a 1/16 grid, tempo and
@@ -62,7 +76,11 @@ fn every_default_corpus_file_round_trips() {
 fn arb_score() -> impl Strategy<Value = Score> {
     let note = (0u64..64, 1u64..32, 21u8..109, 1u8..128);
     let track = (0u8..128, any::<bool>(), prop::collection::vec(note, 1..30));
-    (prop::collection::vec(track, 1..4), 40u32..200, prop::sample::select(vec![(4u32, 4u32), (3, 4), (6, 8), (2, 2)]))
+    (
+        prop::collection::vec(track, 1..4),
+        40u32..200,
+        prop::sample::select(vec![(4u32, 4u32), (3, 4), (6, 8), (2, 2)]),
+    )
         .prop_map(|(tracks, bpm, ts)| {
             let tpb = 480u64;
             let step = tpb / 4;
@@ -72,16 +90,33 @@ fn arb_score() -> impl Strategy<Value = Score> {
                     // Same-pitch notes may overlap and nest: the writer must keep them apart.
                     let mut notes: Vec<Note> = notes
                         .into_iter()
-                        .map(|(on, len, pitch, velocity)| Note { start: on * step, end: (on + len) * step, pitch, velocity })
+                        .map(|(on, len, pitch, velocity)| Note {
+                            start: on * step,
+                            end: (on + len) * step,
+                            pitch,
+                            velocity,
+                        })
                         .collect();
                     notes.sort();
-                    Track { name: String::new(), program, is_drum, notes }
+                    Track {
+                        name: String::new(),
+                        program,
+                        is_drum,
+                        notes,
+                    }
                 })
                 .collect();
             Score {
                 ticks_per_beat: tpb as u32,
-                tempos: vec![Tempo { tick: 0, micros_per_quarter: 60_000_000 / bpm }],
-                time_signatures: vec![TimeSignature { tick: 0, numerator: ts.0, denominator: ts.1 }],
+                tempos: vec![Tempo {
+                    tick: 0,
+                    micros_per_quarter: 60_000_000 / bpm,
+                }],
+                time_signatures: vec![TimeSignature {
+                    tick: 0,
+                    numerator: ts.0,
+                    denominator: ts.1,
+                }],
                 key_signatures: vec![],
                 tracks,
             }

@@ -39,7 +39,10 @@ fn default_ratios() -> [u32; 3] {
 
 impl Default for SplitRule {
     fn default() -> Self {
-        SplitRule::Hash { seed: 0, ratios: default_ratios() }
+        SplitRule::Hash {
+            seed: 0,
+            ratios: default_ratios(),
+        }
     }
 }
 
@@ -81,13 +84,17 @@ impl DatasetConfig {
     /// Reads a dataset file; errors name the file (and the line and key, when the
     /// YAML parser knows them).
     pub fn load(path: &Path) -> Result<DatasetConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_yaml::from_str(&text).with_context(|| format!("{} is not a valid dataset file", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not a valid dataset file", path.display()))
     }
 
     /// A configuration for a MIDI folder given on the command line, with defaults.
     pub fn for_folder(midi_dir: PathBuf, out: PathBuf) -> DatasetConfig {
-        let name = midi_dir.file_name().map_or("dataset".into(), |n| n.to_string_lossy().into_owned());
+        let name = midi_dir
+            .file_name()
+            .map_or("dataset".into(), |n| n.to_string_lossy().into_owned());
         DatasetConfig {
             name,
             midi_dir,
@@ -108,19 +115,34 @@ mod tests {
     fn unknown_keys_are_named_with_their_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.yaml");
-        std::fs::write(&path, "name: x\nmidi_dir: a\nout: b\nencoding:\n  ignore_tss: true\n").unwrap();
+        std::fs::write(
+            &path,
+            "name: x\nmidi_dir: a\nout: b\nencoding:\n  ignore_tss: true\n",
+        )
+        .unwrap();
         let err = format!("{:#}", DatasetConfig::load(&path).unwrap_err());
         assert!(err.contains("bad.yaml"), "{err}");
-        assert!(err.contains("ignore_tss") && err.contains("line 5"), "{err}");
+        assert!(
+            err.contains("ignore_tss") && err.contains("line 5"),
+            "{err}"
+        );
     }
 
     #[test]
     fn defaults_and_lists_parse() {
         let cfg: DatasetConfig = serde_yaml::from_str("name: x\nmidi_dir: a\nout: b\n").unwrap();
-        assert_eq!(cfg.split, SplitRule::Hash { seed: 0, ratios: [8, 1, 1] });
+        assert_eq!(
+            cfg.split,
+            SplitRule::Hash {
+                seed: 0,
+                ratios: [8, 1, 1]
+            }
+        );
         assert!(cfg.encoding.remove_empty_bars);
-        let cfg: DatasetConfig =
-            serde_yaml::from_str("name: x\nmidi_dir: a\nout: b\nsplit:\n  lists: {train: t, valid: v, test: s}\n").unwrap();
+        let cfg: DatasetConfig = serde_yaml::from_str(
+            "name: x\nmidi_dir: a\nout: b\nsplit:\n  lists: {train: t, valid: v, test: s}\n",
+        )
+        .unwrap();
         assert_eq!(cfg.split.list_files().len(), 3);
     }
 }

@@ -39,7 +39,11 @@ pub struct NormalizeConfig {
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
-        NormalizeConfig { only_4_4: false, lmd6: false, melody: MelodyRule::Auto }
+        NormalizeConfig {
+            only_4_4: false,
+            lmd6: false,
+            melody: MelodyRule::Auto,
+        }
     }
 }
 
@@ -72,27 +76,47 @@ const MELODY_NAMES: [&str; 6] = ["melod", "vocal", "voice", "lead", "sing", "sop
 pub fn melody_track(score: &Score, rule: &MelodyRule) -> Option<usize> {
     let by_name = |needle: &str| {
         let needle = needle.to_lowercase();
-        score.tracks.iter().position(|t| !t.is_drum && t.name.to_lowercase().contains(&needle))
+        score
+            .tracks
+            .iter()
+            .position(|t| !t.is_drum && t.name.to_lowercase().contains(&needle))
     };
     let chosen = match rule {
         MelodyRule::None => return None,
         MelodyRule::NameContains(text) => by_name(text),
-        MelodyRule::Track(i) => (*i < score.tracks.len() && !score.tracks[*i].is_drum).then_some(*i),
+        MelodyRule::Track(i) => {
+            (*i < score.tracks.len() && !score.tracks[*i].is_drum).then_some(*i)
+        }
         MelodyRule::Auto => None,
     };
-    chosen.or_else(|| MELODY_NAMES.iter().find_map(|n| by_name(n))).or_else(|| highest_track(score))
+    chosen
+        .or_else(|| MELODY_NAMES.iter().find_map(|n| by_name(n)))
+        .or_else(|| highest_track(score))
 }
 
 fn highest_track(score: &Score) -> Option<usize> {
-    let pitched: usize = score.tracks.iter().filter(|t| !t.is_drum).map(|t| t.notes.len()).sum();
+    let pitched: usize = score
+        .tracks
+        .iter()
+        .filter(|t| !t.is_drum)
+        .map(|t| t.notes.len())
+        .sum();
     score
         .tracks
         .iter()
         .enumerate()
         .filter(|(_, t)| {
-            !t.is_drum && !(32..=39).contains(&t.program) && !t.notes.is_empty() && t.notes.len() * 10 >= pitched
+            !t.is_drum
+                && !(32..=39).contains(&t.program)
+                && !t.notes.is_empty()
+                && t.notes.len() * 10 >= pitched
         })
-        .map(|(i, t)| (i, t.notes.iter().map(|n| n.pitch as f64).sum::<f64>() / t.notes.len() as f64))
+        .map(|(i, t)| {
+            (
+                i,
+                t.notes.iter().map(|n| n.pitch as f64).sum::<f64>() / t.notes.len() as f64,
+            )
+        })
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(i, _)| i)
 }
@@ -100,8 +124,17 @@ fn highest_track(score: &Score) -> Option<usize> {
 /// Applies the normalization to a score; `Err` carries the reason a song is rejected.
 pub fn normalize(score: &Score, cfg: &NormalizeConfig) -> Result<Score> {
     if cfg.only_4_4 {
-        if let Some(ts) = score.time_signatures.iter().find(|t| (t.numerator, t.denominator) != (4, 4)) {
-            bail!("not in 4/4 ({}/{} at tick {})", ts.numerator, ts.denominator, ts.tick);
+        if let Some(ts) = score
+            .time_signatures
+            .iter()
+            .find(|t| (t.numerator, t.denominator) != (4, 4))
+        {
+            bail!(
+                "not in 4/4 ({}/{} at tick {})",
+                ts.numerator,
+                ts.denominator,
+                ts.tick
+            );
         }
     }
     if !cfg.lmd6 {
@@ -123,10 +156,17 @@ pub fn normalize(score: &Score, cfg: &NormalizeConfig) -> Result<Score> {
             }
         };
         let (program, is_drum) = (target.unwrap_or(0), target.is_none());
-        match merged.iter_mut().find(|t| t.is_drum == is_drum && t.program == program) {
+        match merged
+            .iter_mut()
+            .find(|t| t.is_drum == is_drum && t.program == program)
+        {
             Some(t) => t.notes.extend_from_slice(&track.notes),
             None => merged.push(Track {
-                name: if is_drum { "drums".into() } else { format!("lmd6 program {program}") },
+                name: if is_drum {
+                    "drums".into()
+                } else {
+                    format!("lmd6 program {program}")
+                },
                 program,
                 is_drum,
                 notes: track.notes.clone(),
@@ -139,7 +179,10 @@ pub fn normalize(score: &Score, cfg: &NormalizeConfig) -> Result<Score> {
     if merged.iter().all(|t| t.notes.is_empty()) {
         bail!("no notes left after merging into the LMD6 instruments");
     }
-    Ok(Score { tracks: merged, ..score.clone() })
+    Ok(Score {
+        tracks: merged,
+        ..score.clone()
+    })
 }
 
 #[cfg(test)]
@@ -151,9 +194,19 @@ mod tests {
         let notes = pitches
             .iter()
             .enumerate()
-            .map(|(i, &pitch)| Note { start: i as u64 * 10, end: i as u64 * 10 + 10, pitch, velocity: 64 })
+            .map(|(i, &pitch)| Note {
+                start: i as u64 * 10,
+                end: i as u64 * 10 + 10,
+                pitch,
+                velocity: 64,
+            })
             .collect();
-        Track { name: name.into(), program, is_drum, notes }
+        Track {
+            name: name.into(),
+            program,
+            is_drum,
+            notes,
+        }
     }
 
     #[test]
@@ -200,18 +253,36 @@ mod tests {
             ],
             ..Score::default()
         };
-        let cfg = NormalizeConfig { lmd6: true, ..NormalizeConfig::default() };
+        let cfg = NormalizeConfig {
+            lmd6: true,
+            ..NormalizeConfig::default()
+        };
         let n = normalize(&s, &cfg).unwrap();
-        let summary: Vec<(u8, bool, usize)> = n.tracks.iter().map(|t| (t.program, t.is_drum, t.notes.len())).collect();
+        let summary: Vec<(u8, bool, usize)> = n
+            .tracks
+            .iter()
+            .map(|t| (t.program, t.is_drum, t.notes.len()))
+            .collect();
         assert_eq!(summary, vec![(80, false, 1), (0, false, 2), (0, true, 1)]);
     }
 
     #[test]
     fn only_4_4_rejects_other_meters_with_the_reason() {
-        let mut s = Score { ticks_per_beat: 480, tracks: vec![track("a", 0, false, &[60])], ..Score::default() };
-        let cfg = NormalizeConfig { only_4_4: true, ..NormalizeConfig::default() };
+        let mut s = Score {
+            ticks_per_beat: 480,
+            tracks: vec![track("a", 0, false, &[60])],
+            ..Score::default()
+        };
+        let cfg = NormalizeConfig {
+            only_4_4: true,
+            ..NormalizeConfig::default()
+        };
         assert!(normalize(&s, &cfg).is_ok());
-        s.time_signatures.push(TimeSignature { tick: 960, numerator: 3, denominator: 4 });
+        s.time_signatures.push(TimeSignature {
+            tick: 960,
+            numerator: 3,
+            denominator: 4,
+        });
         let err = normalize(&s, &cfg).unwrap_err().to_string();
         assert_eq!(err, "not in 4/4 (3/4 at tick 960)");
     }
@@ -221,7 +292,10 @@ mod tests {
         let read = |y: &str| serde_yaml::from_str::<NormalizeConfig>(y).unwrap().melody;
         assert_eq!(read("melody: auto"), MelodyRule::Auto);
         assert_eq!(read("melody: none"), MelodyRule::None);
-        assert_eq!(read("melody: {name_contains: vocal}"), MelodyRule::NameContains("vocal".into()));
+        assert_eq!(
+            read("melody: {name_contains: vocal}"),
+            MelodyRule::NameContains("vocal".into())
+        );
         assert_eq!(read("melody: {track: 2}"), MelodyRule::Track(2));
     }
 }

@@ -103,7 +103,13 @@ impl Manifest {
 
     /// A few lines for people: counts, splits, sizes.
     pub fn summary(&self) -> String {
-        let per_song = |x: f64| if self.songs == 0 { 0.0 } else { x / self.songs as f64 };
+        let per_song = |x: f64| {
+            if self.songs == 0 {
+                0.0
+            } else {
+                x / self.songs as f64
+            }
+        };
         format!(
             "dataset `{}`: {} songs ({} train, {} valid, {} test), {} rejected ({} duplicates) of {} files\n\
              {} tokens, {} bars, {:.1} hours; per song {:.0} tokens and {:.1} bars, {:.1} tokens per bar",
@@ -154,25 +160,46 @@ pub fn list_midi_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn fingerprint(cfg: &DatasetConfig, root: &Path, files: &[PathBuf]) -> Result<String> {
     let mut h = blake3::Hasher::new();
-    h.update(format!("format {DATASET_FORMAT} museformer {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+    h.update(
+        format!(
+            "format {DATASET_FORMAT} museformer {}\n",
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
     h.update(serde_json::to_string(&(&cfg.encoding, &cfg.normalize, &cfg.split))?.as_bytes());
     for rule in cfg.split.list_files() {
-        h.update(&std::fs::read(rule).with_context(|| format!("cannot read split list {}", rule.display()))?);
+        h.update(
+            &std::fs::read(rule)
+                .with_context(|| format!("cannot read split list {}", rule.display()))?,
+        );
     }
     for f in files {
         let meta = std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
         h.update(format!("{}\t{}\t{}\n", relative(root, f), meta.len(), mtime).as_bytes());
     }
     Ok(h.finalize().to_hex().to_string())
 }
 
 fn relative(root: &Path, f: &Path) -> String {
-    f.strip_prefix(root).unwrap_or(f).to_string_lossy().into_owned()
+    f.strip_prefix(root)
+        .unwrap_or(f)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The split of a song under the configured rule, from its content hash or its name.
-fn assign_split(rule: &SplitRule, lists: &HashMap<String, Split>, hash: &blake3::Hash, file: &str) -> Option<Split> {
+fn assign_split(
+    rule: &SplitRule,
+    lists: &HashMap<String, Split>,
+    hash: &blake3::Hash,
+    file: &str,
+) -> Option<Split> {
     match rule {
         SplitRule::Hash { seed, ratios } => {
             let mut h = blake3::Hasher::new();
@@ -203,12 +230,26 @@ fn list_key(name: &str) -> String {
 fn load_split_lists(rule: &SplitRule) -> Result<HashMap<String, Split>> {
     let mut map = HashMap::new();
     if let SplitRule::Lists { train, valid, test } = rule {
-        for (split, path) in [(Split::Train, train), (Split::Valid, valid), (Split::Test, test)] {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read split list {}", path.display()))?;
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for (split, path) in [
+            (Split::Train, train),
+            (Split::Valid, valid),
+            (Split::Test, test),
+        ] {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read split list {}", path.display()))?;
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
                 if let Some(prev) = map.insert(list_key(line), split) {
                     if prev != split {
-                        bail!("{}: `{line}` is listed in both the {} and the {} split", path.display(), prev.name(), split.name());
+                        bail!(
+                            "{}: `{line}` is listed in both the {} and the {} split",
+                            path.display(),
+                            prev.name(),
+                            split.name()
+                        );
                     }
                 }
             }
@@ -224,6 +265,10 @@ struct Encoded {
     seconds: f64,
 }
 
+/// A file's relative name with its content hash and encoding, or why it could not
+/// be read.
+type FileOutcome = (String, Result<(blake3::Hash, Result<Encoded>)>);
+
 /// Reads, normalizes and encodes one file.
 pub fn encode_file(bytes: &[u8], cfg: &DatasetConfig) -> Result<(Vec<Token>, Score)> {
     let score = midi::read_bytes(bytes)?;
@@ -234,11 +279,19 @@ pub fn encode_file(bytes: &[u8], cfg: &DatasetConfig) -> Result<(Vec<Token>, Sco
 
 fn encode_one(bytes: &[u8], cfg: &DatasetConfig) -> Result<Encoded> {
     let (tokens, score) = encode_file(bytes, cfg)?;
-    let mut instruments: Vec<u8> =
-        score.tracks.iter().filter(|t| !t.notes.is_empty()).map(|t| if t.is_drum { 128 } else { t.program }).collect();
+    let mut instruments: Vec<u8> = score
+        .tracks
+        .iter()
+        .filter(|t| !t.notes.is_empty())
+        .map(|t| if t.is_drum { 128 } else { t.program })
+        .collect();
     instruments.sort();
     instruments.dedup();
-    Ok(Encoded { tokens, instruments, seconds: score.seconds() })
+    Ok(Encoded {
+        tokens,
+        instruments,
+        seconds: score.seconds(),
+    })
 }
 
 /// Token index of the first token of each bar.
@@ -260,9 +313,11 @@ pub fn bar_starts(tokens: &[Token]) -> Vec<u32> {
 fn progress(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} encoding [{bar:30}] {pos}/{len} files, {per_sec} ({eta} left) {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} encoding [{bar:30}] {pos}/{len} files, {per_sec} ({eta} left) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }
@@ -273,8 +328,15 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
     let start = Instant::now();
     let root = &cfg.midi_dir;
     if !root.is_dir() {
-        let help = cfg.missing_help.as_deref().unwrap_or("check `midi_dir` in the dataset file");
-        bail!("the MIDI folder {} of dataset `{}` does not exist: {help}", root.display(), cfg.name);
+        let help = cfg
+            .missing_help
+            .as_deref()
+            .unwrap_or("check `midi_dir` in the dataset file");
+        bail!(
+            "the MIDI folder {} of dataset `{}` does not exist: {help}",
+            root.display(),
+            cfg.name
+        );
     }
     let files = list_midi_files(root)?;
     let print = fingerprint(cfg, root, &files)?;
@@ -286,10 +348,21 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         }
     }
     let lists = load_split_lists(&cfg.split)?;
-    let parent = cfg.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent = cfg
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.partial-", cfg.out.file_name().and_then(|n| n.to_str()).unwrap_or("dataset")))
+        .prefix(&format!(
+            ".{}.partial-",
+            cfg.out
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("dataset")
+        ))
         .tempdir_in(parent)
         .with_context(|| format!("cannot create a temporary folder in {}", parent.display()))?;
 
@@ -303,7 +376,7 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
     let rule = cfg.split.clone();
     let bar = progress(files.len());
     for batch in files.chunks(BATCH) {
-        let results: Vec<(String, Result<(blake3::Hash, Result<Encoded>)>)> = batch
+        let results: Vec<FileOutcome> = batch
             .par_iter()
             .map(|f| {
                 let name = relative(root, f);
@@ -328,7 +401,8 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
                             Err(e) => Some(one_line(&e)),
                             Ok((None, _)) => Some("not listed in any split file".to_string()),
                             Ok((Some(split), enc)) => {
-                                let ids: Vec<u16> = enc.tokens.iter().map(|&t| vocab.id(t)).collect();
+                                let ids: Vec<u16> =
+                                    enc.tokens.iter().map(|&t| vocab.id(t)).collect();
                                 let starts = bar_starts(&enc.tokens);
                                 store.push(&ids, &starts, split)?;
                                 *split_counts.entry(split.name().to_string()).or_default() += 1;
@@ -337,7 +411,12 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
                                     hash: hash.to_hex().to_string(),
                                     bars: starts.len() as u32,
                                     tokens: ids.len() as u32,
-                                    instruments: enc.instruments.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
+                                    instruments: enc
+                                        .instruments
+                                        .iter()
+                                        .map(u8::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(","),
                                     seconds: enc.seconds,
                                     split: split.name().to_string(),
                                 });
@@ -375,7 +454,10 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         vocab_size: vocab.len(),
         wall_seconds: start.elapsed().as_secs_f64(),
     };
-    std::fs::write(tmp.path().join("manifest.json"), serde_json::to_string_pretty(&manifest)?)?;
+    std::fs::write(
+        tmp.path().join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
     replace_dir(tmp, &cfg.out)?;
     Ok(PrepareOutcome::Built(manifest))
 }
@@ -391,11 +473,15 @@ fn replace_dir(tmp: tempfile::TempDir, out: &Path) -> Result<()> {
     if out.exists() {
         let old = out.with_extension("old");
         let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(out, &old).with_context(|| format!("cannot move the old dataset {} aside", out.display()))?;
-        std::fs::rename(&tmp, out).with_context(|| format!("cannot move the new dataset to {}", out.display()))?;
-        std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        std::fs::rename(out, &old)
+            .with_context(|| format!("cannot move the old dataset {} aside", out.display()))?;
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("cannot move the new dataset to {}", out.display()))?;
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove {}", old.display()))?;
     } else {
-        std::fs::rename(&tmp, out).with_context(|| format!("cannot move the new dataset to {}", out.display()))?;
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("cannot move the new dataset to {}", out.display()))?;
     }
     Ok(())
 }
@@ -418,7 +504,8 @@ fn write_tables(dir: &Path, songs: &[SongRow], rejects: &[RejectRow]) -> Result<
     for (df, name) in [(&mut meta, "metadata"), (&mut rej, "rejects")] {
         let create = |ext: &str| {
             let path = dir.join(format!("{name}.{ext}"));
-            std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))
+            std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))
         };
         ParquetWriter::new(create("parquet")?).finish(df)?;
         CsvWriter::new(create("csv")?).finish(df)?;
@@ -454,7 +541,10 @@ pub fn bench_encode(files: &[PathBuf], cfg: &DatasetConfig, repeat: usize) -> En
         let start = Instant::now();
         (ok, failed, tokens) = (0, 0, 0);
         for f in files {
-            match std::fs::read(f).map_err(anyhow::Error::from).and_then(|b| encode_file(&b, cfg)) {
+            match std::fs::read(f)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| encode_file(&b, cfg))
+            {
                 Ok((t, _)) => {
                     ok += 1;
                     tokens += t.len() as u64;

@@ -77,9 +77,9 @@ impl StoreWriter {
     pub fn create(dir: &Path) -> Result<StoreWriter> {
         let open = |name: &str| -> Result<BufWriter<File>> {
             let path = dir.join(name);
-            Ok(BufWriter::new(
-                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
-            ))
+            Ok(BufWriter::new(File::create(&path).with_context(|| {
+                format!("cannot create {}", path.display())
+            })?))
         };
         Ok(StoreWriter {
             tokens: open("tokens.u16")?,
@@ -100,7 +100,12 @@ impl StoreWriter {
         for b in bar_starts {
             self.bars.write_all(&b.to_le_bytes())?;
         }
-        for v in [self.token_count, ids.len() as u64, self.bar_count, bar_starts.len() as u64] {
+        for v in [
+            self.token_count,
+            ids.len() as u64,
+            self.bar_count,
+            bar_starts.len() as u64,
+        ] {
             self.songs.write_all(&v.to_le_bytes())?;
         }
         self.splits.write_all(&[split.code()])?;
@@ -164,21 +169,42 @@ impl TokenStore {
         let songs_raw = read_all(&dir.join("songs.u64"))?;
         let splits_raw = read_all(&dir.join("splits.u8"))?;
         let bars_raw = read_all(&dir.join("bars.u32"))?;
-        if songs_raw.len() % 32 != 0 || songs_raw.len() / 32 != splits_raw.len() || bars_raw.len() % 4 != 0 {
+        if songs_raw.len() % 32 != 0
+            || songs_raw.len() / 32 != splits_raw.len()
+            || bars_raw.len() % 4 != 0
+        {
             bail!("the token store in {} is damaged (index sizes disagree); prepare the dataset again", dir.display());
         }
-        let bars: Vec<u32> = bars_raw.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        let bars: Vec<u32> = bars_raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         let mut songs = Vec::with_capacity(splits_raw.len());
         for (rec, &code) in songs_raw.chunks_exact(32).zip(&splits_raw) {
             let v = |i: usize| u64::from_le_bytes(rec[i * 8..i * 8 + 8].try_into().unwrap());
-            let split = Split::from_code(code)
-                .with_context(|| format!("bad split code {code} in {}", dir.join("splits.u8").display()))?;
-            songs.push(SongEntry { offset: v(0), len: v(1), bar_offset: v(2), bars: v(3), split });
+            let split = Split::from_code(code).with_context(|| {
+                format!(
+                    "bad split code {code} in {}",
+                    dir.join("splits.u8").display()
+                )
+            })?;
+            songs.push(SongEntry {
+                offset: v(0),
+                len: v(1),
+                bar_offset: v(2),
+                bars: v(3),
+                split,
+            });
         }
         let tokens_path = dir.join("tokens.u16");
-        let file = File::open(&tokens_path).with_context(|| format!("cannot open {}", tokens_path.display()))?;
+        let file = File::open(&tokens_path)
+            .with_context(|| format!("cannot open {}", tokens_path.display()))?;
         let size = file.metadata()?.len();
-        let tokens = if size == 0 { None } else { Some(unsafe { Mmap::map(&file) }?) };
+        let tokens = if size == 0 {
+            None
+        } else {
+            Some(unsafe { Mmap::map(&file) }?)
+        };
         let total: u64 = songs.iter().map(|s| s.len).sum();
         let total_bars: u64 = songs.iter().map(|s| s.bars).sum();
         if size != total * 2 || total_bars != bars.len() as u64 {
@@ -190,7 +216,12 @@ impl TokenStore {
                 total * 2
             );
         }
-        Ok(TokenStore { dir: dir.to_path_buf(), tokens, bars, songs })
+        Ok(TokenStore {
+            dir: dir.to_path_buf(),
+            tokens,
+            bars,
+            songs,
+        })
     }
 
     /// The dataset folder.
@@ -215,7 +246,9 @@ impl TokenStore {
 
     /// Indices of the songs of one split.
     pub fn split_indices(&self, split: Split) -> Vec<usize> {
-        (0..self.songs.len()).filter(|&i| self.songs[i].split == split).collect()
+        (0..self.songs.len())
+            .filter(|&i| self.songs[i].split == split)
+            .collect()
     }
 
     /// The token ids of song `i`.
@@ -273,6 +306,9 @@ mod tests {
         w.finish().unwrap();
         std::fs::write(dir.path().join("tokens.u16"), [0u8; 4]).unwrap();
         let err = TokenStore::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("damaged") && err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(
+            err.contains("damaged") && err.contains(&dir.path().display().to_string()),
+            "{err}"
+        );
     }
 }

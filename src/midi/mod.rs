@@ -5,8 +5,8 @@
 mod read;
 mod write;
 
-pub use read::{read_file, read_bytes, MidiError};
-pub use write::{write_file, to_bytes};
+pub use read::{read_bytes, read_file, MidiError};
+pub use write::{to_bytes, write_file};
 
 /// A note in ticks. `end > start` always holds for notes in a [`Score`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -184,7 +184,11 @@ fn nesting_free_layers(notes: &[Note]) -> Vec<Vec<Note>> {
         let fits = |state: &PitchState| match *state {
             None => true,
             Some((group, before, in_group)) => {
-                let earlier_max = if group < n.start { before.max(in_group) } else { before };
+                let earlier_max = if group < n.start {
+                    before.max(in_group)
+                } else {
+                    before
+                };
                 earlier_max <= n.end
             }
         };
@@ -197,7 +201,9 @@ fn nesting_free_layers(notes: &[Note]) -> Vec<Vec<Note>> {
         };
         let (layer, states) = &mut layers[i];
         states[p] = Some(match states[p] {
-            Some((group, before, in_group)) if group == n.start => (group, before, in_group.max(n.end)),
+            Some((group, before, in_group)) if group == n.start => {
+                (group, before, in_group.max(n.end))
+            }
             Some((_, before, in_group)) => (n.start, before.max(in_group), n.end),
             None => (n.start, 0, n.end),
         });
@@ -388,12 +394,19 @@ mod tests {
         assert_eq!(
             layers,
             vec![
-                vec![note(0, 100, 60, 1), note(40, 120, 60, 4), note(40, 60, 62, 5)],
+                vec![
+                    note(0, 100, 60, 1),
+                    note(40, 120, 60, 4),
+                    note(40, 60, 62, 5)
+                ],
                 vec![note(10, 50, 60, 2)],
                 vec![note(20, 30, 60, 3)],
             ]
         );
-        assert!(back.tracks.iter().all(|t| t.program == s.tracks[0].program && t.name == s.tracks[0].name));
+        assert!(back
+            .tracks
+            .iter()
+            .all(|t| t.program == s.tracks[0].program && t.name == s.tracks[0].name));
     }
 
     #[test]

@@ -89,12 +89,15 @@ pub fn check_grammar(tokens: &[Token], vocab: &Vocab) -> Result<(), DecodeError>
                 last_pos = Some(p);
                 State::AfterPosition
             }
-            (State::AfterPosition | State::AfterInstrument { note_done: true }, Token::Instrument(_)) => {
-                State::AfterInstrument { note_done: false }
-            }
+            (
+                State::AfterPosition | State::AfterInstrument { note_done: true },
+                Token::Instrument(_),
+            ) => State::AfterInstrument { note_done: false },
             (State::AfterInstrument { .. }, Token::Pitch(_)) => State::AfterPitch,
             (State::AfterPitch, Token::Duration(_)) => State::AfterDuration,
-            (State::AfterDuration, Token::Velocity(_)) => State::AfterInstrument { note_done: true },
+            (State::AfterDuration, Token::Velocity(_)) => {
+                State::AfterInstrument { note_done: true }
+            }
             (
                 State::BarStart
                 | State::AfterTimeSig
@@ -154,7 +157,10 @@ pub fn decode(tokens: &[Token], vocab: &Vocab) -> Result<Score, DecodeError> {
     let tpb = decode_ticks_per_beat(vocab);
     let ticks_per_pos = tpb as u64 / vocab.pos_per_beat() as u64;
     let ticks = |pos: u64| pos * ticks_per_pos;
-    let mut score = Score { ticks_per_beat: tpb, ..Score::default() };
+    let mut score = Score {
+        ticks_per_beat: tpb,
+        ..Score::default()
+    };
     let mut tracks: BTreeMap<u8, Vec<Note>> = BTreeMap::new();
     let (mut bar_start, mut bar_len) = (0u64, vocab.bar_positions(4, 4));
     let (mut onset, mut instrument, mut pitch, mut duration) = (0u64, 0u8, 0u8, 0u64);
@@ -162,15 +168,30 @@ pub fn decode(tokens: &[Token], vocab: &Vocab) -> Result<Score, DecodeError> {
         match tok {
             Token::TimeSig(id) => {
                 let (n, d) = time_signatures()[id as usize];
-                if score.time_signatures.last().is_none_or(|t| (t.numerator, t.denominator) != (n, d)) {
-                    score.time_signatures.push(TimeSignature { tick: ticks(bar_start), numerator: n, denominator: d });
+                if score
+                    .time_signatures
+                    .last()
+                    .is_none_or(|t| (t.numerator, t.denominator) != (n, d))
+                {
+                    score.time_signatures.push(TimeSignature {
+                        tick: ticks(bar_start),
+                        numerator: n,
+                        denominator: d,
+                    });
                 }
                 bar_len = vocab.bar_positions(n, d);
             }
             Token::Tempo(id) => {
                 let micros = (60_000_000.0 / tempo_bpm(id)).round() as u32;
-                if score.tempos.last().is_none_or(|t| t.micros_per_quarter != micros) {
-                    score.tempos.push(Tempo { tick: ticks(bar_start), micros_per_quarter: micros });
+                if score
+                    .tempos
+                    .last()
+                    .is_none_or(|t| t.micros_per_quarter != micros)
+                {
+                    score.tempos.push(Tempo {
+                        tick: ticks(bar_start),
+                        micros_per_quarter: micros,
+                    });
                 }
             }
             Token::Position(p) => onset = bar_start + p as u64,
@@ -179,7 +200,11 @@ pub fn decode(tokens: &[Token], vocab: &Vocab) -> Result<Score, DecodeError> {
             Token::Duration(d) => duration = vocab.duration_positions(d),
             Token::Velocity(v) => tracks.entry(instrument).or_default().push(Note {
                 start: ticks(onset),
-                end: if duration == 0 { ticks(onset) + (ticks_per_pos - 1) / 2 } else { ticks(onset + duration) },
+                end: if duration == 0 {
+                    ticks(onset) + (ticks_per_pos - 1) / 2
+                } else {
+                    ticks(onset + duration)
+                },
                 pitch: pitch % 128,
                 velocity: velocity_value(v),
             }),
@@ -191,7 +216,12 @@ pub fn decode(tokens: &[Token], vocab: &Vocab) -> Result<Score, DecodeError> {
         .map(|(inst, mut notes)| {
             notes.sort();
             let is_drum = inst == DRUM_INSTRUMENT;
-            Track { name: inst.to_string(), program: if is_drum { 0 } else { inst }, is_drum, notes }
+            Track {
+                name: inst.to_string(),
+                program: if is_drum { 0 } else { inst },
+                is_drum,
+                notes,
+            }
         })
         .collect();
     Ok(score)

@@ -30,7 +30,10 @@ impl InstrumentOrder {
         match self {
             InstrumentOrder::Id => (0, instrument),
             InstrumentOrder::Lmd6 => (
-                LMD6_ORDER.iter().position(|&i| i == instrument).unwrap_or(LMD6_ORDER.len()),
+                LMD6_ORDER
+                    .iter()
+                    .position(|&i| i == instrument)
+                    .unwrap_or(LMD6_ORDER.len()),
                 instrument,
             ),
         }
@@ -117,16 +120,28 @@ pub(crate) struct Grid {
 }
 
 /// Lays a score on the REMIGEN2 grid (positions, bars, note ids).
-pub(crate) fn to_grid(score: &Score, opts: &EncodeOptions, vocab: &Vocab) -> Result<Grid, EncodeError> {
+pub(crate) fn to_grid(
+    score: &Score,
+    opts: &EncodeOptions,
+    vocab: &Vocab,
+) -> Result<Grid, EncodeError> {
     let tpb = score.ticks_per_beat;
     if tpb == 0 {
         return Err(EncodeError::ZeroTicksPerBeat);
     }
     let pos = |t: u64| vocab.ticks_to_positions(t, tpb);
-    let shift = if opts.normalize_key { normalize_key_shift(score) } else { 0 };
+    let shift = if opts.normalize_key {
+        normalize_key_shift(score)
+    } else {
+        0
+    };
     let mut notes = Vec::with_capacity(score.note_count());
     for track in &score.tracks {
-        let instrument = if track.is_drum { DRUM_INSTRUMENT } else { track.program.min(127) };
+        let instrument = if track.is_drum {
+            DRUM_INSTRUMENT
+        } else {
+            track.program.min(127)
+        };
         for n in &track.notes {
             let onset = pos(n.start);
             let pitch = if track.is_drum {
@@ -143,21 +158,40 @@ pub(crate) fn to_grid(score: &Score, opts: &EncodeOptions, vocab: &Vocab) -> Res
             });
         }
     }
-    let last_onset = notes.iter().map(|n| n.onset).max().ok_or(EncodeError::NoNotes)?;
+    let last_onset = notes
+        .iter()
+        .map(|n| n.onset)
+        .max()
+        .ok_or(EncodeError::NoNotes)?;
 
     // Time signatures are reduced first: the bar length follows the reduced one.
     let mut ts_changes = Vec::with_capacity(score.time_signatures.len());
     for t in &score.time_signatures {
         if time_signature_id(t.numerator, t.denominator).is_none() {
-            return Err(EncodeError::UnsupportedTimeSignature(t.numerator, t.denominator));
+            return Err(EncodeError::UnsupportedTimeSignature(
+                t.numerator,
+                t.denominator,
+            ));
         }
         let (n, d) = reduce_time_signature(t.numerator, t.denominator);
         ts_changes.push((pos(t.tick), n, d));
     }
-    let tempo_changes: Vec<(u64, f64)> = score.tempos.iter().map(|t| (pos(t.tick), t.bpm())).collect();
+    let tempo_changes: Vec<(u64, f64)> = score
+        .tempos
+        .iter()
+        .map(|t| (pos(t.tick), t.bpm()))
+        .collect();
     let in_force = |at: u64| {
-        let ts = ts_changes.iter().take_while(|c| c.0 <= at).last().map_or((4, 4), |c| (c.1, c.2));
-        let bpm = tempo_changes.iter().take_while(|c| c.0 <= at).last().map_or(120.0, |c| c.1);
+        let ts = ts_changes
+            .iter()
+            .take_while(|c| c.0 <= at)
+            .last()
+            .map_or((4, 4), |c| (c.1, c.2));
+        let bpm = tempo_changes
+            .iter()
+            .take_while(|c| c.0 <= at)
+            .last()
+            .map_or(120.0, |c| c.1);
         (ts, bpm)
     };
 
@@ -172,7 +206,11 @@ pub(crate) fn to_grid(score: &Score, opts: &EncodeOptions, vocab: &Vocab) -> Res
         if len == 0 {
             return Err(EncodeError::BarTooShort(ts.0, ts.1));
         }
-        bars.push(GridBar { start, ts, tempo: tempo_id(bpm) });
+        bars.push(GridBar {
+            start,
+            ts,
+            tempo: tempo_id(bpm),
+        });
         start += len;
     }
     Ok(Grid { bars, notes })
@@ -232,7 +270,11 @@ pub fn encode(score: &Score, opts: &EncodeOptions) -> Result<Vec<Token>, EncodeE
                 tokens.push(Token::Instrument(n.instrument));
                 last_inst = Some(n.instrument);
             }
-            tokens.extend([Token::Pitch(n.pitch), Token::Duration(n.duration), Token::Velocity(n.velocity)]);
+            tokens.extend([
+                Token::Pitch(n.pitch),
+                Token::Duration(n.duration),
+                Token::Velocity(n.velocity),
+            ]);
         }
         if emit {
             tokens.push(Token::Bar);

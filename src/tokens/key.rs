@@ -23,7 +23,10 @@ pub struct Key {
 }
 
 fn scale_score(hist: &[u64; 12], tonic: u8, scale: &[u8; 7]) -> u64 {
-    scale.iter().map(|&d| hist[((tonic + d) % 12) as usize]).sum()
+    scale
+        .iter()
+        .map(|&d| hist[((tonic + d) % 12) as usize])
+        .sum()
 }
 
 /// Finds the key of the non-drum notes, or `None` when there are none. Keys are
@@ -41,15 +44,35 @@ pub fn find_key(score: &Score) -> Option<Key> {
         return None;
     }
     let scores: Vec<u64> = (0..24u8)
-        .map(|k| if k < 12 { scale_score(&hist, k, &MAJOR_SCALE) } else { scale_score(&hist, k - 12, &MINOR_SCALE) })
+        .map(|k| {
+            if k < 12 {
+                scale_score(&hist, k, &MAJOR_SCALE)
+            } else {
+                scale_score(&hist, k - 12, &MINOR_SCALE)
+            }
+        })
         .collect();
     let best = *scores.iter().max()?;
     let mut maxima = (0..24u8).filter(|&k| scores[k as usize] == best);
     let major = maxima.next()?;
     // The relative minor always scores the same as its major, so a second maximum exists.
     let minor = maxima.next()?;
-    let key = if hist[(major % 12) as usize] < hist[(minor % 12) as usize] { minor } else { major };
-    Some(if key < 12 { Key { tonic: key, minor: false } } else { Key { tonic: key - 12, minor: true } })
+    let key = if hist[(major % 12) as usize] < hist[(minor % 12) as usize] {
+        minor
+    } else {
+        major
+    };
+    Some(if key < 12 {
+        Key {
+            tonic: key,
+            minor: false,
+        }
+    } else {
+        Key {
+            tonic: key - 12,
+            minor: true,
+        }
+    })
 }
 
 /// The transposition in semitones that takes the score's key to C major (shift
@@ -57,8 +80,16 @@ pub fn find_key(score: &Score) -> Option<Key> {
 /// pitch stays in 0..=127 (0 when that is impossible or no key is found).
 pub fn normalize_key_shift(score: &Score) -> i32 {
     let Some(key) = find_key(score) else { return 0 };
-    let mut shift = if key.minor { 9 - key.tonic as i32 } else { -(key.tonic as i32) };
-    let pitches = score.tracks.iter().filter(|t| !t.is_drum).flat_map(|t| t.notes.iter().map(|n| n.pitch as i32));
+    let mut shift = if key.minor {
+        9 - key.tonic as i32
+    } else {
+        -(key.tonic as i32)
+    };
+    let pitches = score
+        .tracks
+        .iter()
+        .filter(|t| !t.is_drum)
+        .flat_map(|t| t.notes.iter().map(|n| n.pitch as i32));
     let (lo, hi) = pitches.fold((i32::MAX, i32::MIN), |(lo, hi), p| (lo.min(p), hi.max(p)));
     while lo + shift < 0 {
         shift += 12;
@@ -82,16 +113,34 @@ mod tests {
         let notes = pitches
             .iter()
             .enumerate()
-            .map(|(i, &pitch)| Note { start: i as u64 * 480, end: (i as u64 + 1) * 480, pitch, velocity: 80 })
+            .map(|(i, &pitch)| Note {
+                start: i as u64 * 480,
+                end: (i as u64 + 1) * 480,
+                pitch,
+                velocity: 80,
+            })
             .collect();
-        Score { ticks_per_beat: 480, tracks: vec![Track { notes, ..Track::default() }], ..Score::default() }
+        Score {
+            ticks_per_beat: 480,
+            tracks: vec![Track {
+                notes,
+                ..Track::default()
+            }],
+            ..Score::default()
+        }
     }
 
     #[test]
     fn d_major_goes_to_c_major() {
         // D major scale plus tonic triad: D is more frequent than B (its relative minor).
         let s = score(&[62, 64, 66, 67, 69, 71, 73, 62, 66, 69, 74]);
-        assert_eq!(find_key(&s), Some(Key { tonic: 2, minor: false }));
+        assert_eq!(
+            find_key(&s),
+            Some(Key {
+                tonic: 2,
+                minor: false
+            })
+        );
         assert_eq!(normalize_key_shift(&s), -2);
     }
 
@@ -99,7 +148,13 @@ mod tests {
     fn e_minor_goes_to_a_minor() {
         // E natural minor with a stressed tonic: E outnumbers G (relative major).
         let s = score(&[64, 66, 67, 69, 71, 72, 74, 64, 67, 71, 64, 76]);
-        assert_eq!(find_key(&s), Some(Key { tonic: 4, minor: true }));
+        assert_eq!(
+            find_key(&s),
+            Some(Key {
+                tonic: 4,
+                minor: true
+            })
+        );
         assert_eq!(normalize_key_shift(&s), 5);
     }
 
@@ -113,7 +168,13 @@ mod tests {
 
     #[test]
     fn no_key_without_pitched_notes() {
-        assert_eq!(find_key(&Score { ticks_per_beat: 480, ..Score::default() }), None);
+        assert_eq!(
+            find_key(&Score {
+                ticks_per_beat: 480,
+                ..Score::default()
+            }),
+            None
+        );
         assert_eq!(normalize_key_shift(&Score::default()), 0);
     }
 }

@@ -6,11 +6,21 @@ use super::*;
 use crate::midi::{Note, Score, Tempo, TimeSignature, Track};
 
 fn note(start: u64, end: u64, pitch: u8, velocity: u8) -> Note {
-    Note { start, end, pitch, velocity }
+    Note {
+        start,
+        end,
+        pitch,
+        velocity,
+    }
 }
 
 fn track(program: u8, is_drum: bool, notes: Vec<Note>) -> Track {
-    Track { name: String::new(), program, is_drum, notes }
+    Track {
+        name: String::new(),
+        program,
+        is_drum,
+        notes,
+    }
 }
 
 fn text(score: &Score, opts: &EncodeOptions) -> String {
@@ -62,7 +72,11 @@ fn tempo_ids() {
     assert_eq!(tempo_id(f64::NAN), 35);
     for id in 0..NUM_TEMPOS {
         let micros = (60_000_000.0 / tempo_bpm(id)).round();
-        assert_eq!(tempo_id(60_000_000.0 / micros), id, "tempo id {id} survives a MIDI round trip");
+        assert_eq!(
+            tempo_id(60_000_000.0 / micros),
+            id,
+            "tempo id {id} survives a MIDI round trip"
+        );
     }
 }
 
@@ -89,10 +103,16 @@ fn velocity_and_pitch_ids() {
     assert_eq!(velocity_id(velocity_value(0)), 0);
     let s = Score {
         ticks_per_beat: 4,
-        tracks: vec![track(0, true, vec![note(0, 1, 36, 100)]), track(5, false, vec![note(0, 1, 60, 100)])],
+        tracks: vec![
+            track(0, true, vec![note(0, 1, 36, 100)]),
+            track(5, false, vec![note(0, 1, 60, 100)]),
+        ],
         ..Score::default()
     };
-    assert_eq!(text(&s, &EncodeOptions::default()), "s-9 t-35 o-0 i-5 p-60 d-3 v-25 i-128 p-164 d-3 v-25 b-1");
+    assert_eq!(
+        text(&s, &EncodeOptions::default()),
+        "s-9 t-35 o-0 i-5 p-60 d-3 v-25 i-128 p-164 d-3 v-25 b-1"
+    );
 }
 
 #[test]
@@ -127,10 +147,25 @@ fn vocabulary_round_trips_and_has_fairseq_form() {
 fn two_bar_piece() -> Score {
     Score {
         ticks_per_beat: 480,
-        tempos: vec![Tempo { tick: 0, micros_per_quarter: 600_000 }],
+        tempos: vec![Tempo {
+            tick: 0,
+            micros_per_quarter: 600_000,
+        }],
         tracks: vec![
-            track(0, false, vec![note(0, 480, 60, 80), note(0, 960, 64, 80), note(1920, 2400, 67, 90)]),
-            track(80, false, vec![note(0, 240, 72, 100), note(240, 480, 74, 100)]),
+            track(
+                0,
+                false,
+                vec![
+                    note(0, 480, 60, 80),
+                    note(0, 960, 64, 80),
+                    note(1920, 2400, 67, 90),
+                ],
+            ),
+            track(
+                80,
+                false,
+                vec![note(0, 240, 72, 100), note(240, 480, 74, 100)],
+            ),
         ],
         ..Score::default()
     }
@@ -143,7 +178,11 @@ fn encodes_a_hand_made_piece() {
     let plain = "s-9 t-32 o-0 i-0 p-64 d-18 v-20 p-60 d-12 v-20 i-80 p-72 d-6 v-25 o-6 i-80 p-74 d-6 v-25 b-1 \
                  s-9 t-32 o-0 i-0 p-67 d-12 v-22 b-1";
     assert_eq!(text(&s, &EncodeOptions::default()), plain);
-    let lmd6 = EncodeOptions { ignore_ts: true, inst_order: InstrumentOrder::Lmd6, ..EncodeOptions::default() };
+    let lmd6 = EncodeOptions {
+        ignore_ts: true,
+        inst_order: InstrumentOrder::Lmd6,
+        ..EncodeOptions::default()
+    };
     assert_eq!(
         text(&s, &lmd6),
         "t-32 o-0 i-80 p-72 d-6 v-25 i-0 p-64 d-18 v-20 p-60 d-12 v-20 o-6 i-80 p-74 d-6 v-25 b-1 \
@@ -155,10 +194,22 @@ fn encodes_a_hand_made_piece() {
 fn notes_sort_by_ids_descending_and_duplicates_stay() {
     let s = Score {
         ticks_per_beat: 12,
-        tracks: vec![track(0, false, vec![note(0, 1, 60, 10), note(0, 2, 60, 10), note(0, 1, 60, 90), note(0, 1, 60, 90)])],
+        tracks: vec![track(
+            0,
+            false,
+            vec![
+                note(0, 1, 60, 10),
+                note(0, 2, 60, 10),
+                note(0, 1, 60, 90),
+                note(0, 1, 60, 90),
+            ],
+        )],
         ..Score::default()
     };
-    assert_eq!(text(&s, &EncodeOptions::default()), "s-9 t-35 o-0 i-0 p-60 d-2 v-2 p-60 d-1 v-22 p-60 d-1 v-22 p-60 d-1 v-2 b-1");
+    assert_eq!(
+        text(&s, &EncodeOptions::default()),
+        "s-9 t-35 o-0 i-0 p-60 d-2 v-2 p-60 d-1 v-22 p-60 d-1 v-22 p-60 d-1 v-2 b-1"
+    );
 }
 
 #[test]
@@ -166,15 +217,40 @@ fn empty_bars_are_removed_at_the_start_and_kept_in_the_middle() {
     // Notes in bars 2 and 4 (0-based) of 4/4 at 12 ticks per beat (48 ticks a bar).
     let s = Score {
         ticks_per_beat: 12,
-        tempos: vec![Tempo { tick: 0, micros_per_quarter: 500_000 }, Tempo { tick: 60, micros_per_quarter: 1_000_000 }],
-        tracks: vec![track(0, false, vec![note(96, 100, 60, 64), note(192, 200, 62, 64)])],
+        tempos: vec![
+            Tempo {
+                tick: 0,
+                micros_per_quarter: 500_000,
+            },
+            Tempo {
+                tick: 60,
+                micros_per_quarter: 1_000_000,
+            },
+        ],
+        tracks: vec![track(
+            0,
+            false,
+            vec![note(96, 100, 60, 64), note(192, 200, 62, 64)],
+        )],
         ..Score::default()
     };
-    let opts = EncodeOptions { ignore_ts: true, ..EncodeOptions::default() };
+    let opts = EncodeOptions {
+        ignore_ts: true,
+        ..EncodeOptions::default()
+    };
     // The first kept bar carries the tempo in force there (60 bpm from tick 60).
-    assert_eq!(text(&s, &opts), "t-23 o-0 i-0 p-60 d-4 v-16 b-1 t-23 b-1 t-23 o-0 i-0 p-62 d-8 v-16 b-1");
-    let keep = EncodeOptions { remove_empty_bars: false, ..opts };
-    assert_eq!(text(&s, &keep), "t-35 b-1 t-35 b-1 t-23 o-0 i-0 p-60 d-4 v-16 b-1 t-23 b-1 t-23 o-0 i-0 p-62 d-8 v-16 b-1");
+    assert_eq!(
+        text(&s, &opts),
+        "t-23 o-0 i-0 p-60 d-4 v-16 b-1 t-23 b-1 t-23 o-0 i-0 p-62 d-8 v-16 b-1"
+    );
+    let keep = EncodeOptions {
+        remove_empty_bars: false,
+        ..opts
+    };
+    assert_eq!(
+        text(&s, &keep),
+        "t-35 b-1 t-35 b-1 t-23 o-0 i-0 p-60 d-4 v-16 b-1 t-23 b-1 t-23 o-0 i-0 p-62 d-8 v-16 b-1"
+    );
 }
 
 #[test]
@@ -183,10 +259,27 @@ fn time_signature_changes_take_effect_at_the_next_bar() {
     let s = Score {
         ticks_per_beat: 12,
         time_signatures: vec![
-            TimeSignature { tick: 0, numerator: 3, denominator: 4 },
-            TimeSignature { tick: 48, numerator: 4, denominator: 4 },
+            TimeSignature {
+                tick: 0,
+                numerator: 3,
+                denominator: 4,
+            },
+            TimeSignature {
+                tick: 48,
+                numerator: 4,
+                denominator: 4,
+            },
         ],
-        tracks: vec![track(0, false, vec![note(0, 1, 60, 64), note(36, 37, 60, 64), note(72, 73, 60, 64), note(120, 121, 60, 64)])],
+        tracks: vec![track(
+            0,
+            false,
+            vec![
+                note(0, 1, 60, 64),
+                note(36, 37, 60, 64),
+                note(72, 73, 60, 64),
+                note(120, 121, 60, 64),
+            ],
+        )],
         ..Score::default()
     };
     // Bars start at 0 (3/4, 36 positions), 36 (3/4: the change at 48 is inside it),
@@ -203,26 +296,62 @@ fn reduced_time_signatures_set_the_bar_length() {
     // 9/4 reduces to 3/4: bars of 36 positions, so a note at beat 4 is in bar 2.
     let s = Score {
         ticks_per_beat: 12,
-        time_signatures: vec![TimeSignature { tick: 0, numerator: 9, denominator: 4 }],
-        tracks: vec![track(0, false, vec![note(0, 1, 60, 64), note(48, 49, 60, 64)])],
+        time_signatures: vec![TimeSignature {
+            tick: 0,
+            numerator: 9,
+            denominator: 4,
+        }],
+        tracks: vec![track(
+            0,
+            false,
+            vec![note(0, 1, 60, 64), note(48, 49, 60, 64)],
+        )],
         ..Score::default()
     };
-    assert_eq!(text(&s, &EncodeOptions::default()), "s-8 t-35 o-0 i-0 p-60 d-1 v-16 b-1 s-8 t-35 o-12 i-0 p-60 d-1 v-16 b-1");
+    assert_eq!(
+        text(&s, &EncodeOptions::default()),
+        "s-8 t-35 o-0 i-0 p-60 d-1 v-16 b-1 s-8 t-35 o-12 i-0 p-60 d-1 v-16 b-1"
+    );
 }
 
 #[test]
 fn encoder_errors() {
-    let empty = Score { ticks_per_beat: 480, ..Score::default() };
-    assert_eq!(encode(&empty, &EncodeOptions::default()), Err(EncodeError::NoNotes));
+    let empty = Score {
+        ticks_per_beat: 480,
+        ..Score::default()
+    };
+    assert_eq!(
+        encode(&empty, &EncodeOptions::default()),
+        Err(EncodeError::NoNotes)
+    );
     let mut s = two_bar_piece();
-    s.time_signatures.push(TimeSignature { tick: 0, numerator: 1, denominator: 128 });
-    assert_eq!(encode(&s, &EncodeOptions::default()), Err(EncodeError::UnsupportedTimeSignature(1, 128)));
+    s.time_signatures.push(TimeSignature {
+        tick: 0,
+        numerator: 1,
+        denominator: 128,
+    });
+    assert_eq!(
+        encode(&s, &EncodeOptions::default()),
+        Err(EncodeError::UnsupportedTimeSignature(1, 128))
+    );
     let mut far = two_bar_piece();
-    far.tracks[0].notes.push(note(480 * 4 * 20_000, 480 * 4 * 20_000 + 1, 60, 60));
-    assert_eq!(encode(&far, &EncodeOptions::default()), Err(EncodeError::TooManyBars(10_000)));
+    far.tracks[0]
+        .notes
+        .push(note(480 * 4 * 20_000, 480 * 4 * 20_000 + 1, 60, 60));
+    assert_eq!(
+        encode(&far, &EncodeOptions::default()),
+        Err(EncodeError::TooManyBars(10_000))
+    );
     let mut short = two_bar_piece();
-    short.time_signatures.push(TimeSignature { tick: 0, numerator: 1, denominator: 64 });
-    assert_eq!(encode(&short, &EncodeOptions::default()), Err(EncodeError::BarTooShort(1, 64)));
+    short.time_signatures.push(TimeSignature {
+        tick: 0,
+        numerator: 1,
+        denominator: 64,
+    });
+    assert_eq!(
+        encode(&short, &EncodeOptions::default()),
+        Err(EncodeError::BarTooShort(1, 64))
+    );
 }
 
 #[test]
@@ -244,15 +373,39 @@ fn decode_names_the_first_bad_token() {
     let err = parse_tokens("s-9 t-35 o-0 i-0 p-60 q-1 b-1", &v).unwrap_err();
     assert_eq!((err.position, err.token.as_str()), (6, "q-1"));
     let cases = [
-        ("s-9 t-35 o-0 p-60 d-1 v-1 b-1", 4, "expected i- after a position"),
-        ("t-35 o-4 i-0 p-60 d-1 v-1 o-2 i-0 p-60 d-1 v-1 b-1", 7, "positions must increase within a bar"),
-        ("t-35 o-50 i-0 p-60 d-1 v-1 b-1", 2, "position lies beyond the end of the bar"),
-        ("t-35 o-0 i-0 p-60 d-1 b-1", 6, "expected v- after a duration"),
-        ("t-35 o-0 i-0 p-60 d-1 v-1", 6, "the sequence ends inside a bar (no closing b-1)"),
+        (
+            "s-9 t-35 o-0 p-60 d-1 v-1 b-1",
+            4,
+            "expected i- after a position",
+        ),
+        (
+            "t-35 o-4 i-0 p-60 d-1 v-1 o-2 i-0 p-60 d-1 v-1 b-1",
+            7,
+            "positions must increase within a bar",
+        ),
+        (
+            "t-35 o-50 i-0 p-60 d-1 v-1 b-1",
+            2,
+            "position lies beyond the end of the bar",
+        ),
+        (
+            "t-35 o-0 i-0 p-60 d-1 b-1",
+            6,
+            "expected v- after a duration",
+        ),
+        (
+            "t-35 o-0 i-0 p-60 d-1 v-1",
+            6,
+            "the sequence ends inside a bar (no closing b-1)",
+        ),
     ];
     for (text, position, reason) in cases {
         let toks = parse_tokens(text, &v).unwrap();
         let err = check_grammar(&toks, &v).unwrap_err();
-        assert_eq!((err.position, err.reason.as_str()), (position, reason), "{text}");
+        assert_eq!(
+            (err.position, err.reason.as_str()),
+            (position, reason),
+            "{text}"
+        );
     }
 }

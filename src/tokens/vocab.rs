@@ -117,12 +117,19 @@ pub fn reduce_time_signature(mut num: u32, mut den: u32) -> (u32, u32) {
 /// with an odd numerator, or a denominator that is not a power of two).
 pub fn time_signature_id(num: u32, den: u32) -> Option<u8> {
     let reduced = reduce_time_signature(num, den);
-    time_signatures().iter().position(|&ts| ts == reduced).map(|i| i as u8)
+    time_signatures()
+        .iter()
+        .position(|&ts| ts == reduced)
+        .map(|i| i as u8)
 }
 
 /// Tempo id: `round(log2(clamp(bpm, 16, 256) / 16) * 12)`, 0..=48.
 pub fn tempo_id(bpm: f64) -> u8 {
-    let bpm = if bpm.is_finite() { bpm.clamp(16.0, 256.0) } else { 120.0 };
+    let bpm = if bpm.is_finite() {
+        bpm.clamp(16.0, 256.0)
+    } else {
+        120.0
+    };
     ((bpm / 16.0).log2() * 12.0).round_ties_even() as u8
 }
 
@@ -212,7 +219,13 @@ impl Vocab {
             first_id[k] = next;
             next += c as u16;
         }
-        Vocab { pos_per_beat: r, dur_dec, dur_enc, first_id, counts }
+        Vocab {
+            pos_per_beat: r,
+            dur_dec,
+            dur_enc,
+            first_id,
+            counts,
+        }
     }
 
     /// Positions per quarter note.
@@ -248,7 +261,9 @@ impl Vocab {
     /// Duration id of a duration in positions.
     pub fn duration_id(&self, positions: u64) -> u8 {
         let enc = &self.dur_enc;
-        enc.get(positions as usize).copied().unwrap_or(enc[enc.len() - 1])
+        enc.get(positions as usize)
+            .copied()
+            .unwrap_or(enc[enc.len() - 1])
     }
 
     /// The duration in positions of a duration id (the shortest of its bucket).
@@ -258,7 +273,10 @@ impl Vocab {
 
     /// Number of values of a token kind.
     fn count(&self, letter: char) -> Option<u32> {
-        KINDS.iter().position(|&k| k == letter).map(|k| self.counts[k])
+        KINDS
+            .iter()
+            .position(|&k| k == letter)
+            .map(|k| self.counts[k])
     }
 
     /// Builds a token from its letter and number, checking the value range.
@@ -283,8 +301,13 @@ impl Vocab {
 
     /// Reads one token string such as `p-60`.
     pub fn parse(&self, s: &str) -> Result<Token, TokenParseError> {
-        let err = |reason| TokenParseError { text: s.to_string(), reason };
-        let (letter, number) = s.split_once('-').ok_or_else(|| err("expected <letter>-<number>"))?;
+        let err = |reason| TokenParseError {
+            text: s.to_string(),
+            reason,
+        };
+        let (letter, number) = s
+            .split_once('-')
+            .ok_or_else(|| err("expected <letter>-<number>"))?;
         let mut chars = letter.chars();
         let (Some(letter), None) = (chars.next(), chars.next()) else {
             return Err(err("expected a single letter before '-'"));
@@ -292,8 +315,11 @@ impl Vocab {
         if !KINDS.contains(&letter) {
             return Err(err("unknown token letter; expected one of s t o i p d v b"));
         }
-        let value: u32 = number.parse().map_err(|_| err("the part after '-' is not a number"))?;
-        self.token_from_parts(letter, value).ok_or_else(|| err("value out of range for this token kind"))
+        let value: u32 = number
+            .parse()
+            .map_err(|_| err("the part after '-' is not a number"))?;
+        self.token_from_parts(letter, value)
+            .ok_or_else(|| err("value out of range for this token kind"))
     }
 
     /// Number of ids, specials included.
@@ -308,8 +334,15 @@ impl Vocab {
 
     /// The id of a token.
     pub fn id(&self, token: Token) -> u16 {
-        let k = KINDS.iter().position(|&k| k == token.letter()).expect("known kind");
-        let offset = if token == Token::Bar { 0 } else { token.value() as u16 };
+        let k = KINDS
+            .iter()
+            .position(|&k| k == token.letter())
+            .expect("known kind");
+        let offset = if token == Token::Bar {
+            0
+        } else {
+            token.value() as u16
+        };
         self.first_id[k] + offset
     }
 
@@ -319,12 +352,17 @@ impl Vocab {
         if id < NUM_SPECIALS {
             return None;
         }
-        self.token_from_parts(KINDS[k], (id - self.first_id[k]) as u32 + u32::from(KINDS[k] == 'b'))
+        self.token_from_parts(
+            KINDS[k],
+            (id - self.first_id[k]) as u32 + u32::from(KINDS[k] == 'b'),
+        )
     }
 
     /// Every REMIGEN2 token in id order.
     pub fn tokens(&self) -> Vec<Token> {
-        (NUM_SPECIALS..self.len() as u16).filter_map(|id| self.token(id)).collect()
+        (NUM_SPECIALS..self.len() as u16)
+            .filter_map(|id| self.token(id))
+            .collect()
     }
 
     /// The string form of an id (special symbols included).

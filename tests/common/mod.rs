@@ -39,18 +39,45 @@ pub fn song(seed: u8, bars: u64) -> Score {
         let t0 = bar * 4 * tpb;
         for beat in 0..4u64 {
             let pitch = 60 + ((seed as u64 + beat * 2 + (bar % 2) * 5) % 12) as u8;
-            melody.push(Note { start: t0 + beat * tpb, end: t0 + beat * tpb + tpb / 2, pitch, velocity: 20 + seed % 100 });
+            melody.push(Note {
+                start: t0 + beat * tpb,
+                end: t0 + beat * tpb + tpb / 2,
+                pitch,
+                velocity: 20 + seed % 100,
+            });
         }
-        bass.push(Note { start: t0, end: t0 + 2 * tpb, pitch: 36 + seed % 12, velocity: 70 });
+        bass.push(Note {
+            start: t0,
+            end: t0 + 2 * tpb,
+            pitch: 36 + seed % 12,
+            velocity: 70,
+        });
     }
     Score {
         ticks_per_beat: tpb as u32,
-        tempos: vec![Tempo { tick: 0, micros_per_quarter: 500_000 }],
-        time_signatures: vec![TimeSignature { tick: 0, numerator: 4, denominator: 4 }],
+        tempos: vec![Tempo {
+            tick: 0,
+            micros_per_quarter: 500_000,
+        }],
+        time_signatures: vec![TimeSignature {
+            tick: 0,
+            numerator: 4,
+            denominator: 4,
+        }],
         key_signatures: vec![],
         tracks: vec![
-            Track { name: "melody".into(), program: 0, is_drum: false, notes: melody },
-            Track { name: "bass".into(), program: 33, is_drum: false, notes: bass },
+            Track {
+                name: "melody".into(),
+                program: 0,
+                is_drum: false,
+                notes: melody,
+            },
+            Track {
+                name: "bass".into(),
+                program: 33,
+                is_drum: false,
+                notes: bass,
+            },
         ],
     }
 }
@@ -66,7 +93,9 @@ pub fn waltz(seed: u8) -> Score {
 pub fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let good = midi::to_bytes(&song(1, 2));
     let truncated = good[..good.len() / 2].to_vec();
-    let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let random: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let smpte = smf(1, 0xE728, &[note_events(60, 10)]);
     let format2 = smf(2, 96, &[note_events(60, 10)]);
     let zero_tpb = smf(1, 0, &[note_events(60, 10)]);
@@ -77,7 +106,15 @@ pub fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     }
     far.extend(note_events(60, 10));
     let absurd = smf(1, 96, &[far]);
-    let bad_key = smf(1, 96, &[[vec![0x00, 0xFF, 0x59, 0x02, 0x0C, 0x00], note_events(60, 10)].concat()]);
+    let bad_key = smf(
+        1,
+        96,
+        &[[
+            vec![0x00, 0xFF, 0x59, 0x02, 0x0C, 0x00],
+            note_events(60, 10),
+        ]
+        .concat()],
+    );
     vec![
         ("truncated.mid", truncated, "cannot"),
         ("random.mid", random, "cannot"),
