@@ -4,7 +4,11 @@
 //! prepared datasets ([`data`]) → structure statistics ([`structure`]), models,
 //! evaluation.
 
+pub mod config;
 pub mod data;
+pub mod eval;
 pub mod midi;
+pub mod model;
 pub mod structure;
 pub mod tokens;
+pub mod train;

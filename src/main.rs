@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use museformer::config::ExperimentConfig;
 use museformer::data::{self, DatasetConfig, Manifest, PrepareOutcome};
+use museformer::eval::generate::GenerateOptions;
 use museformer::midi;
 use museformer::tokens::{self, EncodeOptions, InstrumentOrder, Vocab};
 use std::path::PathBuf;
@@ -49,6 +51,59 @@ enum Command {
     /// Prepare and inspect token datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
+    Train {
+        /// Experiment file (experiments/*.yaml).
+        experiment: PathBuf,
+        /// Override a setting, e.g. `--set train.steps=200` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Continue from the run's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Folder of the runs.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+    },
+    /// Perplexity of a trained run on its test split (writes eval.csv and eval.json
+    /// into the run folder).
+    Eval {
+        /// The run folder `museformer train` printed.
+        run_dir: PathBuf,
+        /// Prefix lengths, comma separated (default: the experiment's eval.lengths).
+        #[arg(long, value_delimiter = ',')]
+        lengths: Option<Vec<usize>>,
+    },
+    /// Generate pieces from a trained run with top-k sampling (tokens and MIDI).
+    Generate {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Number of pieces.
+        #[arg(long, default_value_t = 1)]
+        num: usize,
+        /// Sample among the k most likely tokens.
+        #[arg(long, default_value_t = 8)]
+        top_k: i64,
+        /// Softmax temperature.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Maximum tokens per piece.
+        #[arg(long, default_value_t = 20_480)]
+        max_len: usize,
+        /// Token file to continue from.
+        #[arg(long)]
+        prompt: Option<PathBuf>,
+        /// Recompute the prefix at every step instead of using the decoding state
+        /// (slow; for measuring the cache).
+        #[arg(long)]
+        no_cache: bool,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -205,6 +260,84 @@ fn run(cli: Cli) -> Result<()> {
                 "{}",
                 serde_json::to_string(&data::prepare::bench_encode(&files, &cfg, repeat))?
             );
+        }
+        Command::Train {
+            experiment,
+            sets,
+            resume,
+            runs,
+        } => {
+            let cfg = ExperimentConfig::load(&experiment, &sets)?;
+            let summary = museformer::train::train(&cfg, &runs, resume)?;
+            let s = &summary.state;
+            let verb = if summary.interrupted {
+                "interrupted at"
+            } else {
+                "finished"
+            };
+            println!(
+                "{verb} step {} of {}: last loss {:.4}, best valid loss {}, {} tokens in {:.1} s",
+                s.step,
+                cfg.train.steps,
+                summary.last_loss,
+                s.best_valid.map_or("-".to_string(), |v| format!("{v:.4}")),
+                s.tokens,
+                s.seconds
+            );
+            println!("run folder: {}", summary.run_dir.display());
+        }
+        Command::Eval { run_dir, lengths } => {
+            let rows = museformer::eval::evaluate(&run_dir, lengths)?;
+            println!("perplexity on the test split of {}:", run_dir.display());
+            for r in rows {
+                println!(
+                    "  first {:>6} tokens: PPL {:.4}  ({} songs, {} at full length, {} tokens)",
+                    r.length, r.ppl, r.songs, r.full_songs, r.tokens
+                );
+            }
+        }
+        Command::Generate {
+            run_dir,
+            num,
+            top_k,
+            temperature,
+            seed,
+            max_len,
+            prompt,
+            no_cache,
+            out,
+        } => {
+            let prompt = match prompt {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let opts = GenerateOptions {
+                num,
+                top_k,
+                temperature,
+                seed,
+                max_len,
+                prompt,
+                no_cache,
+            };
+            let reports = museformer::eval::generate::generate(&run_dir, &opts, &out)?;
+            for r in &reports {
+                println!(
+                    "{}: {} tokens sampled ({}), {} kept, {:.0} tokens/s",
+                    r.midi_file.display(),
+                    r.sampled,
+                    if r.ended {
+                        "ended with </s>"
+                    } else {
+                        "maximum length"
+                    },
+                    r.kept,
+                    r.tokens_per_sec
+                );
+            }
         }
         Command::Data(DataCommand::Summary { dir }) => {
             println!("{}", Manifest::load(&dir)?.summary())

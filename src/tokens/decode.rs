@@ -53,23 +53,40 @@ enum State {
     AfterDuration,
 }
 
-/// Checks the REMIGEN2 grammar: per bar `[s] [t] (o (i (p d v)+)+)* b`, with
-/// positions increasing within a bar and inside the bar's length; the first fault
-/// is named with its 1-based position.
-pub fn check_grammar(tokens: &[Token], vocab: &Vocab) -> Result<(), DecodeError> {
-    let mut state = State::BarStart;
-    let mut last_pos: Option<u8> = None;
-    let mut bar_len = vocab.bar_positions(4, 4);
-    for (i, &tok) in tokens.iter().enumerate() {
-        let fault = |reason: &str| DecodeError {
-            position: i + 1,
-            token: tok.to_string(),
-            reason: reason.to_string(),
-        };
-        state = match (state, tok) {
+/// The REMIGEN2 grammar as a state machine fed one token at a time: per bar
+/// `[s] [t] (o (i (p d v)+)+)* b`, with positions increasing within a bar and
+/// inside the bar's length. A rejected token leaves the state unchanged, so a
+/// generator can drop it and go on.
+#[derive(Debug, Clone)]
+pub struct Grammar<'v> {
+    vocab: &'v Vocab,
+    state: State,
+    last_pos: Option<u8>,
+    bar_len: u64,
+}
+
+impl<'v> Grammar<'v> {
+    /// The grammar at the start of a piece (4/4 until an `s-` token).
+    pub fn new(vocab: &'v Vocab) -> Grammar<'v> {
+        Grammar {
+            vocab,
+            state: State::BarStart,
+            last_pos: None,
+            bar_len: vocab.bar_positions(4, 4),
+        }
+    }
+
+    /// True between bars (where a sequence may end).
+    pub fn at_bar_start(&self) -> bool {
+        self.state == State::BarStart
+    }
+
+    /// Takes the next token, or says why it cannot come here.
+    pub fn accept(&mut self, tok: Token) -> Result<(), &'static str> {
+        self.state = match (self.state, tok) {
             (State::BarStart, Token::TimeSig(id)) => {
                 let (n, d) = time_signatures()[id as usize];
-                bar_len = vocab.bar_positions(n, d);
+                self.bar_len = self.vocab.bar_positions(n, d);
                 State::AfterTimeSig
             }
             (State::BarStart | State::AfterTimeSig, Token::Tempo(_)) => State::AfterTempo,
@@ -80,13 +97,13 @@ pub fn check_grammar(tokens: &[Token], vocab: &Vocab) -> Result<(), DecodeError>
                 | State::AfterInstrument { note_done: true },
                 Token::Position(p),
             ) => {
-                if last_pos.is_some_and(|l| p <= l) {
-                    return Err(fault("positions must increase within a bar"));
+                if self.last_pos.is_some_and(|l| p <= l) {
+                    return Err("positions must increase within a bar");
                 }
-                if p as u64 >= bar_len {
-                    return Err(fault("position lies beyond the end of the bar"));
+                if p as u64 >= self.bar_len {
+                    return Err("position lies beyond the end of the bar");
                 }
-                last_pos = Some(p);
+                self.last_pos = Some(p);
                 State::AfterPosition
             }
             (
@@ -105,13 +122,27 @@ pub fn check_grammar(tokens: &[Token], vocab: &Vocab) -> Result<(), DecodeError>
                 | State::AfterInstrument { note_done: true },
                 Token::Bar,
             ) => {
-                last_pos = None;
+                self.last_pos = None;
                 State::BarStart
             }
-            (s, _) => return Err(fault(expected(s))),
+            (s, _) => return Err(expected(s)),
         };
+        Ok(())
     }
-    if state != State::BarStart {
+}
+
+/// Checks a whole sequence against the [`Grammar`]; the first fault is named with
+/// its 1-based position.
+pub fn check_grammar(tokens: &[Token], vocab: &Vocab) -> Result<(), DecodeError> {
+    let mut grammar = Grammar::new(vocab);
+    for (i, &tok) in tokens.iter().enumerate() {
+        grammar.accept(tok).map_err(|reason| DecodeError {
+            position: i + 1,
+            token: tok.to_string(),
+            reason: reason.to_string(),
+        })?;
+    }
+    if !grammar.at_bar_start() {
         return Err(DecodeError {
             position: tokens.len(),
             token: tokens.last().map_or(String::new(), |t| t.to_string()),

@@ -8,7 +8,9 @@ pub mod encode;
 pub mod key;
 pub mod vocab;
 
-pub use decode::{check_grammar, decode, decode_ticks_per_beat, parse_tokens, DecodeError};
+pub use decode::{
+    check_grammar, decode, decode_ticks_per_beat, parse_tokens, DecodeError, Grammar,
+};
 pub use encode::{encode, EncodeError, EncodeOptions, InstrumentOrder, LMD6_ORDER};
 pub use vocab::{Token, Vocab};
 

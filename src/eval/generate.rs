@@ -1,0 +1,274 @@
+//! Generation: top-k sampling through the model's incremental-decoding state (the
+//! prefix is never recomputed), until `</s>` or a maximum length; tokens that break
+//! the grammar are dropped and an unfinished last bar cut (counted, never a crash);
+//! tokens and MIDI files are written for each piece.
+
+use super::load_run;
+use crate::midi;
+use crate::model::{LanguageModel, PositionTracker};
+use crate::tokens::vocab::{BOS_ID, EOS_ID, NUM_SPECIALS};
+use crate::tokens::{self, EncodeOptions, Token, Vocab};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Sampling settings.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Pieces to generate.
+    pub num: usize,
+    /// Sample among the k most likely tokens.
+    pub top_k: i64,
+    /// Softmax temperature.
+    pub temperature: f64,
+    /// Seed of the sampling.
+    pub seed: u64,
+    /// Stop after this many tokens.
+    pub max_len: usize,
+    /// Tokens to start from (their text, as `museformer encode` prints).
+    pub prompt: Option<String>,
+    /// Recompute the whole prefix at every step instead of using the state (for
+    /// measuring what the cache saves).
+    pub no_cache: bool,
+}
+
+/// What happened to one piece.
+#[derive(Debug, Clone, Serialize)]
+pub struct PieceReport {
+    /// Token file.
+    pub tokens_file: PathBuf,
+    /// MIDI file.
+    pub midi_file: PathBuf,
+    /// Tokens sampled.
+    pub sampled: usize,
+    /// Tokens kept after the grammar repair.
+    pub kept: usize,
+    /// Whether generation ended with `</s>` (else at the maximum length).
+    pub ended: bool,
+    /// Tokens dropped or cut by the grammar repair.
+    pub cut: usize,
+    /// Sampling speed in tokens per second.
+    pub tokens_per_sec: f64,
+}
+
+/// Repairs a sampled sequence: tokens the grammar does not accept where they stand
+/// are dropped, and the piece ends with the last bar that has notes (an unfinished
+/// last bar and trailing empty bars are cut, as the encoder would not produce them).
+/// Returns the kept tokens.
+pub fn repair(tokens: &[Token], vocab: &Vocab) -> Vec<Token> {
+    let mut grammar = tokens::Grammar::new(vocab);
+    let mut kept = Vec::with_capacity(tokens.len());
+    let (mut end, mut has_note) = (0, false);
+    for &t in tokens {
+        if grammar.accept(t).is_err() {
+            continue;
+        }
+        kept.push(t);
+        match t {
+            Token::Velocity(_) => has_note = true,
+            Token::Bar => {
+                if has_note {
+                    end = kept.len();
+                }
+                has_note = false;
+            }
+            _ => {}
+        }
+    }
+    kept.truncate(end);
+    kept
+}
+
+fn sample(logits: &Tensor, opts: &GenerateOptions) -> i64 {
+    let mut logits = logits.to_kind(Kind::Float) / opts.temperature.max(1e-6);
+    // Only REMIGEN2 tokens and </s> may be sampled.
+    let specials: Vec<i64> = (0..NUM_SPECIALS as i64)
+        .filter(|&i| i != EOS_ID as i64)
+        .collect();
+    let _ = logits.index_fill_(
+        0,
+        &Tensor::from_slice(&specials).to_device(logits.device()),
+        f64::NEG_INFINITY,
+    );
+    let k = opts.top_k.clamp(1, logits.size()[0]);
+    let (values, indices) = logits.topk(k, -1, true, true);
+    let probs = values.softmax(-1, Kind::Float);
+    indices
+        .gather(0, &probs.multinomial(1, false), false)
+        .int64_value(&[0])
+}
+
+/// Samples one piece; returns its ids (without `<s>`), whether it ended, and the
+/// sampling time.
+fn sample_piece(
+    model: &dyn LanguageModel,
+    vocab: &Vocab,
+    limits: crate::model::PositionLimits,
+    prompt: &[u16],
+    opts: &GenerateOptions,
+    device: Device,
+    bar: &ProgressBar,
+) -> (Vec<u16>, bool) {
+    let mut tracker = PositionTracker::new(vocab, limits);
+    let mut ids: Vec<u16> = vec![BOS_ID];
+    ids.extend_from_slice(prompt);
+    let mut bars = Vec::new();
+    let mut beats = Vec::new();
+    for &id in &ids {
+        let (b, t) = tracker.next(vocab.token(id));
+        bars.push(b);
+        beats.push(t);
+    }
+    let scalar = |x: i64| Tensor::from_slice(&[x]).to_device(device);
+    let mut state = model.new_state(1);
+    let mut logits = Tensor::zeros([1], (Kind::Float, device));
+    if !opts.no_cache {
+        for i in 0..ids.len() {
+            logits = model.step(
+                state.as_mut(),
+                &scalar(ids[i] as i64),
+                &scalar(bars[i]),
+                &scalar(beats[i]),
+            );
+        }
+    }
+    let mut ended = false;
+    while ids.len() - 1 < opts.max_len {
+        if opts.no_cache {
+            let as_i64 = |v: &[u16]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+            let batch = crate::model::Batch::single(&as_i64(&ids), &bars, &beats, device);
+            logits = model.forward(&batch, false).select(1, ids.len() as i64 - 1);
+        }
+        let next = sample(&logits.squeeze_dim(0), opts) as u16;
+        if next == EOS_ID {
+            ended = true;
+            break;
+        }
+        let (b, t) = tracker.next(vocab.token(next));
+        ids.push(next);
+        bars.push(b);
+        beats.push(t);
+        bar.inc(1);
+        if !opts.no_cache {
+            logits = model.step(state.as_mut(), &scalar(next as i64), &scalar(b), &scalar(t));
+        }
+    }
+    (ids[1..].to_vec(), ended)
+}
+
+/// Generates pieces from a run folder into `out`: `piece-NNN.txt` (the repaired
+/// piece in canonical token order: exactly what `piece-NNN.mid` encodes to with the
+/// dataset's settings, key normalization off), `piece-NNN.sampled.txt` (everything
+/// sampled), `piece-NNN.mid` and `generation.json` (settings and per-piece reports).
+pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Vec<PieceReport>> {
+    let run = load_run(run_dir, None)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let prompt: Vec<u16> = match &opts.prompt {
+        Some(text) => tokens::parse_tokens(text, &run.vocab)
+            .context("the prompt")?
+            .into_iter()
+            .map(|t| run.vocab.id(t))
+            .collect(),
+        None => Vec::new(),
+    };
+    tch::manual_seed(opts.seed as i64);
+    let bar = ProgressBar::new((opts.num * opts.max_len) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} generating piece {msg} [{bar:25}] {per_sec}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut reports = Vec::new();
+    for n in 0..opts.num {
+        bar.set_message(format!("{}/{}", n + 1, opts.num));
+        let start = Instant::now();
+        let (ids, ended) = tch::no_grad(|| {
+            sample_piece(
+                run.model.as_ref(),
+                &run.vocab,
+                run.cfg.model.positions,
+                &prompt,
+                opts,
+                run.device,
+                &bar,
+            )
+        });
+        let secs = start.elapsed().as_secs_f64();
+        let sampled: Vec<Token> = ids.iter().filter_map(|&id| run.vocab.token(id)).collect();
+        let repaired = repair(&sampled, &run.vocab);
+        let score = tokens::decode(&repaired, &run.vocab).context("decoding a repaired piece")?;
+        // The canonical token order of the notes (what the MIDI file encodes to):
+        // a model may emit instruments or notes of one position in another order.
+        let canonical = EncodeOptions {
+            normalize_key: false,
+            ..run.encoding
+        };
+        let kept = if repaired.is_empty() {
+            repaired
+        } else {
+            tokens::encode(&score, &canonical)?
+        };
+        let stem = format!("piece-{n:03}");
+        let tokens_file = out.join(format!("{stem}.txt"));
+        let midi_file = out.join(format!("{stem}.mid"));
+        std::fs::write(&tokens_file, tokens::to_text(&kept) + "\n")?;
+        std::fs::write(
+            out.join(format!("{stem}.sampled.txt")),
+            tokens::to_text(&sampled) + "\n",
+        )?;
+        midi::write_file(&score, &midi_file)
+            .with_context(|| format!("cannot write {}", midi_file.display()))?;
+        reports.push(PieceReport {
+            tokens_file,
+            midi_file,
+            sampled: ids.len() - prompt.len(),
+            kept: kept.len(),
+            ended,
+            cut: sampled.len() - kept.len(),
+            tokens_per_sec: (ids.len() - prompt.len()) as f64 / secs,
+        });
+    }
+    bar.finish_and_clear();
+    let json = serde_json::json!({
+        "run": run_dir,
+        "checkpoint": run.checkpoint,
+        "top_k": opts.top_k,
+        "temperature": opts.temperature,
+        "seed": opts.seed,
+        "max_len": opts.max_len,
+        "cache": !opts.no_cache,
+        "pieces": reports,
+    });
+    std::fs::write(
+        out.join("generation.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repair_cuts_at_the_fault_and_drops_trailing_empty_bars() {
+        let v = Vocab::new(12);
+        let parse = |s: &str| tokens::parse_tokens(s, &v).unwrap();
+        let good = "t-35 o-0 i-0 p-60 d-4 v-20 b-1 t-35 b-1";
+        assert_eq!(
+            tokens::to_text(&repair(&parse(good), &v)),
+            "t-35 o-0 i-0 p-60 d-4 v-20 b-1"
+        );
+        // A stray d-8, a position going back and an unfinished last bar.
+        let broken =
+            "t-35 o-0 i-0 p-60 d-4 d-8 v-20 b-1 t-35 o-3 i-0 p-62 d-4 v-20 o-2 b-1 t-35 o-0 p-60";
+        assert_eq!(
+            tokens::to_text(&repair(&parse(broken), &v)),
+            "t-35 o-0 i-0 p-60 d-4 v-20 b-1 t-35 o-3 i-0 p-62 d-4 v-20 b-1"
+        );
+        assert!(repair(&parse("o-0 p-60"), &v).is_empty());
+    }
+}

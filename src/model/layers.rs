@@ -1,0 +1,122 @@
+//! Building blocks shared by the models: the paper's input embedding (token, bar
+//! and beat embeddings concatenated and projected to the model width), the
+//! feed-forward block, and multi-head projections with a key/value cache.
+
+use super::{Batch, ModelConfig};
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// The input embedding: `Linear(concat(token, bar, beat))` (Section 4.1: 512 + 256 +
+/// 128 projected to 512). Without bar and beat widths it is a plain token embedding.
+#[derive(Debug)]
+pub struct InputEmbedding {
+    token: nn::Embedding,
+    bar: Option<nn::Embedding>,
+    beat: Option<nn::Embedding>,
+    proj: nn::Linear,
+}
+
+impl InputEmbedding {
+    /// Parameters under `path`.
+    pub fn new(path: &nn::Path, cfg: &ModelConfig, vocab_size: i64) -> InputEmbedding {
+        let emb = |name: &str, n: i64, d: i64| {
+            (d > 0).then(|| nn::embedding(path / name, n, d, Default::default()))
+        };
+        let width = cfg.token_embed + cfg.bar_embed + cfg.beat_embed;
+        InputEmbedding {
+            token: nn::embedding(
+                path / "emb_token",
+                vocab_size,
+                cfg.token_embed,
+                Default::default(),
+            ),
+            bar: emb("emb_bar", cfg.positions.max_bars, cfg.bar_embed),
+            beat: emb("emb_beat", cfg.positions.max_beats, cfg.beat_embed),
+            proj: nn::linear(path / "proj", width, cfg.hidden, Default::default()),
+        }
+    }
+
+    /// Embeds `(batch, time)` token, bar and beat indices into `(batch, time, hidden)`.
+    pub fn forward(&self, tokens: &Tensor, bars: &Tensor, beats: &Tensor) -> Tensor {
+        let mut parts = vec![self.token.forward(tokens)];
+        if let Some(bar) = &self.bar {
+            parts.push(bar.forward(bars));
+        }
+        if let Some(beat) = &self.beat {
+            parts.push(beat.forward(beats));
+        }
+        self.proj.forward(&Tensor::cat(&parts, -1))
+    }
+
+    /// Embeds a batch.
+    pub fn forward_batch(&self, batch: &Batch) -> Tensor {
+        self.forward(&batch.tokens, &batch.bars, &batch.beats)
+    }
+}
+
+/// The position-wise feed-forward block: Linear, GELU, dropout, Linear.
+#[derive(Debug)]
+pub struct FeedForward {
+    up: nn::Linear,
+    down: nn::Linear,
+    dropout: f64,
+}
+
+impl FeedForward {
+    /// Parameters under `path`.
+    pub fn new(path: &nn::Path, hidden: i64, ffn: i64, dropout: f64) -> FeedForward {
+        FeedForward {
+            up: nn::linear(path / "up", hidden, ffn, Default::default()),
+            down: nn::linear(path / "down", ffn, hidden, Default::default()),
+            dropout,
+        }
+    }
+
+    /// Applies the block.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        self.down
+            .forward(&self.up.forward(x).gelu("none").dropout(self.dropout, train))
+    }
+}
+
+/// Query, key and value projections split into heads, and the output projection.
+#[derive(Debug)]
+pub struct HeadProjections {
+    qkv: nn::Linear,
+    out: nn::Linear,
+    heads: i64,
+}
+
+impl HeadProjections {
+    /// Parameters under `path`.
+    pub fn new(path: &nn::Path, hidden: i64, heads: i64) -> HeadProjections {
+        assert!(
+            hidden % heads == 0,
+            "hidden width {hidden} is not a multiple of {heads} heads"
+        );
+        HeadProjections {
+            qkv: nn::linear(path / "qkv", hidden, 3 * hidden, Default::default()),
+            out: nn::linear(path / "out", hidden, hidden, Default::default()),
+            heads,
+        }
+    }
+
+    /// Splits `(batch, time, hidden)` into queries, keys and values of shape
+    /// `(batch, heads, time, head_dim)`.
+    pub fn qkv(&self, x: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (b, t, d) = x.size3().expect("(batch, time, hidden)");
+        let qkv = self
+            .qkv
+            .forward(x)
+            .view([b, t, 3, self.heads, d / self.heads])
+            .permute([2, 0, 3, 1, 4]);
+        (qkv.get(0), qkv.get(1), qkv.get(2))
+    }
+
+    /// Merges heads `(batch, heads, time, head_dim)` back and projects.
+    pub fn output(&self, y: &Tensor) -> Tensor {
+        let (b, h, t, dh) = y.size4().expect("(batch, heads, time, head_dim)");
+        self.out
+            .forward(&y.transpose(1, 2).contiguous().view([b, t, h * dh]))
+    }
+}

@@ -1,0 +1,306 @@
+//! The model interface every model implements ([`LanguageModel`]), the batch it
+//! reads, the per-token bar and beat indices of the paper's input embedding, and the
+//! registry that maps a model `kind` in an experiment file to a constructor.
+//!
+//! The trainer, the evaluator and the generator use nothing but this module: a
+//! forward pass over a batch returning logits, and an incremental-decoding state
+//! that advances one token at a time without recomputing the prefix.
+
+pub mod layers;
+pub mod transformer;
+
+use crate::tokens::{Token, Vocab};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+/// A batch of token sequences with their bar and beat indices, all `(batch, time)`
+/// int64 tensors on the model's device. Padding positions hold `PAD_ID` and are
+/// excluded through `mask` (1.0 for real tokens, 0.0 for padding).
+#[derive(Debug)]
+pub struct Batch {
+    /// Input token ids.
+    pub tokens: Tensor,
+    /// Bar index of each input token.
+    pub bars: Tensor,
+    /// Beat index of each input token.
+    pub beats: Tensor,
+}
+
+impl Batch {
+    /// Builds a batch of one sequence of ids on `device`.
+    pub fn single(ids: &[i64], bars: &[i64], beats: &[i64], device: Device) -> Batch {
+        let t = |v: &[i64]| Tensor::from_slice(v).view([1, -1]).to_device(device);
+        Batch {
+            tokens: t(ids),
+            bars: t(bars),
+            beats: t(beats),
+        }
+    }
+
+    /// Number of sequences.
+    pub fn size(&self) -> i64 {
+        self.tokens.size()[0]
+    }
+
+    /// Sequence length (padded).
+    pub fn len(&self) -> i64 {
+        self.tokens.size()[1]
+    }
+
+    /// True for a batch of zero-length sequences.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An incremental-decoding state: whatever a model keeps between steps (a KV
+/// cache, a recurrent state, a segment memory).
+pub trait DecodeState: Send + std::any::Any {
+    /// Number of tokens consumed so far.
+    fn len(&self) -> usize;
+    /// The state as `Any`, so a model can recover its own state type.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    /// True before the first step.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the trainer, the evaluator and the generator need of a model.
+pub trait LanguageModel: Send {
+    /// Logits `(batch, time, vocab)` for every input position; `train` turns
+    /// dropout on.
+    fn forward(&self, batch: &Batch, train: bool) -> Tensor;
+
+    /// A fresh decoding state for `batch` sequences.
+    fn new_state(&self, batch: i64) -> Box<dyn DecodeState>;
+
+    /// Feeds one token per sequence (`(batch,)` int64 tensors of token, bar and beat
+    /// indices) and returns the logits `(batch, vocab)` of the next token. The
+    /// logits equal those of [`forward`](Self::forward) at the same position.
+    fn step(
+        &self,
+        state: &mut dyn DecodeState,
+        token: &Tensor,
+        bar: &Tensor,
+        beat: &Tensor,
+    ) -> Tensor;
+}
+
+/// Limits of the bar and beat embeddings (the paper: 512 bars, 64 beats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionLimits {
+    /// Bar indices are clamped to `max_bars - 1`.
+    pub max_bars: i64,
+    /// Beat indices are clamped to `max_beats - 1`.
+    pub max_beats: i64,
+}
+
+impl Default for PositionLimits {
+    fn default() -> Self {
+        PositionLimits {
+            max_bars: 512,
+            max_beats: 64,
+        }
+    }
+}
+
+/// Follows a token sequence and gives each token its bar index (the number of bar
+/// ends before it) and beat index (the beat of the latest onset position in its bar,
+/// 0 before the first), both clamped to the limits.
+#[derive(Debug, Clone)]
+pub struct PositionTracker {
+    limits: PositionLimits,
+    pos_per_beat: u32,
+    bar: i64,
+    beat: i64,
+}
+
+impl PositionTracker {
+    /// A tracker at the start of a piece.
+    pub fn new(vocab: &Vocab, limits: PositionLimits) -> PositionTracker {
+        PositionTracker {
+            limits,
+            pos_per_beat: vocab.pos_per_beat(),
+            bar: 0,
+            beat: 0,
+        }
+    }
+
+    /// The (bar, beat) indices of the next token, which is `token` (`None` for a
+    /// special symbol such as `<s>`).
+    pub fn next(&mut self, token: Option<Token>) -> (i64, i64) {
+        if let Some(Token::Position(p)) = token {
+            self.beat = p as i64 / self.pos_per_beat as i64;
+        }
+        let here = (
+            self.bar.min(self.limits.max_bars - 1),
+            self.beat.min(self.limits.max_beats - 1),
+        );
+        if token == Some(Token::Bar) {
+            self.bar += 1;
+            self.beat = 0;
+        }
+        here
+    }
+}
+
+/// The bar and beat indices of a sequence of ids.
+pub fn bar_beat_indices(
+    ids: &[u16],
+    vocab: &Vocab,
+    limits: PositionLimits,
+) -> (Vec<i64>, Vec<i64>) {
+    let mut tracker = PositionTracker::new(vocab, limits);
+    ids.iter().map(|&id| tracker.next(vocab.token(id))).unzip()
+}
+
+/// Model hyperparameters shared by the models (each model reads what it needs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Registry name: `transformer` (full attention) or `uniform` (a reference
+    /// model whose every prediction is uniform).
+    pub kind: String,
+    /// Layers.
+    pub layers: i64,
+    /// Model width.
+    pub hidden: i64,
+    /// Attention heads.
+    pub heads: i64,
+    /// Feed-forward width.
+    pub ffn: i64,
+    /// Token-embedding width (concatenated with the bar and beat embeddings).
+    pub token_embed: i64,
+    /// Bar-embedding width (0: none).
+    pub bar_embed: i64,
+    /// Beat-embedding width (0: none).
+    pub beat_embed: i64,
+    /// Dropout on residual branches and embeddings.
+    pub dropout: f64,
+    /// Dropout on attention weights.
+    pub attention_dropout: f64,
+    /// Embedding limits.
+    pub positions: PositionLimits,
+}
+
+impl Default for ModelConfig {
+    /// The paper's sizes (Section 4.1): 4 layers, width 512, 8 heads, FFN 2048.
+    fn default() -> Self {
+        ModelConfig {
+            kind: "transformer".into(),
+            layers: 4,
+            hidden: 512,
+            heads: 8,
+            ffn: 2048,
+            token_embed: 512,
+            bar_embed: 256,
+            beat_embed: 128,
+            dropout: 0.1,
+            attention_dropout: 0.1,
+            positions: PositionLimits::default(),
+        }
+    }
+}
+
+/// Builds the model a configuration names, its parameters under `path`.
+pub fn build(
+    path: &nn::Path,
+    cfg: &ModelConfig,
+    vocab_size: i64,
+) -> anyhow::Result<Box<dyn LanguageModel>> {
+    match cfg.kind.as_str() {
+        "transformer" => Ok(Box::new(transformer::Transformer::new(
+            path, cfg, vocab_size,
+        )?)),
+        "uniform" => Ok(Box::new(Uniform {
+            vocab_size,
+            device: path.device(),
+        })),
+        other => anyhow::bail!("unknown model kind `{other}` (known: {})", KINDS.join(", ")),
+    }
+}
+
+/// Model kinds the registry knows.
+pub const KINDS: [&str; 2] = ["transformer", "uniform"];
+
+/// A reference model that predicts every token with equal probability: its
+/// perplexity is the vocabulary size. Used to check the evaluator.
+pub struct Uniform {
+    vocab_size: i64,
+    device: Device,
+}
+
+/// The state of [`Uniform`]: only a count.
+struct Count(usize);
+
+impl DecodeState for Count {
+    fn len(&self) -> usize {
+        self.0
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl LanguageModel for Uniform {
+    fn forward(&self, batch: &Batch, _train: bool) -> Tensor {
+        Tensor::zeros(
+            [batch.size(), batch.len(), self.vocab_size],
+            (Kind::Float, self.device),
+        )
+    }
+
+    fn new_state(&self, _batch: i64) -> Box<dyn DecodeState> {
+        Box::new(Count(0))
+    }
+
+    fn step(
+        &self,
+        state: &mut dyn DecodeState,
+        token: &Tensor,
+        _bar: &Tensor,
+        _beat: &Tensor,
+    ) -> Tensor {
+        if let Some(count) = state.as_any_mut().downcast_mut::<Count>() {
+            count.0 += 1;
+        }
+        Tensor::zeros(
+            [token.size()[0], self.vocab_size],
+            (Kind::Float, self.device),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_and_beats_follow_the_tokens() {
+        let v = Vocab::new(12);
+        let text = "t-35 o-0 i-0 p-60 d-12 v-20 o-30 i-0 p-62 d-6 v-20 b-1 t-35 o-13 i-0 p-64 d-2 v-20 b-1";
+        let toks = crate::tokens::parse_tokens(text, &v).unwrap();
+        let mut ids = vec![crate::tokens::vocab::BOS_ID];
+        ids.extend(toks.iter().map(|&t| v.id(t)));
+        let (bars, beats) = bar_beat_indices(&ids, &v, PositionLimits::default());
+        assert_eq!(
+            bars,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+        );
+        assert_eq!(
+            beats,
+            [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 1, 1, 1, 1, 1, 1]
+        );
+        let (bars, _) = bar_beat_indices(
+            &ids,
+            &v,
+            PositionLimits {
+                max_bars: 1,
+                max_beats: 64,
+            },
+        );
+        assert!(bars.iter().all(|&b| b == 0));
+    }
+}

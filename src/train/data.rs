@@ -1,0 +1,271 @@
+//! Training data: songs from the token store as `<s> tokens` inputs and
+//! `tokens </s>` targets, truncated to a maximum length, with their bar and beat
+//! indices; batches of several songs under a token budget, bucketed by length to
+//! limit padding, in a seeded order that depends only on (seed, epoch) so that a
+//! resumed run sees the same data; and a background thread that prepares batches
+//! ahead of the model.
+
+use crate::data::{Split, TokenStore};
+use crate::model::{bar_beat_indices, Batch, PositionLimits};
+use crate::tokens::vocab::{BOS_ID, EOS_ID, PAD_ID};
+use crate::tokens::Vocab;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// Target value ignored by the loss (padding).
+pub const IGNORE: i64 = -100;
+
+/// One song ready for the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    /// Index of the song in the store.
+    pub song: usize,
+    /// Input ids: `<s>` then the song's tokens.
+    pub inputs: Vec<i64>,
+    /// Target ids: the song's tokens then `</s>`.
+    pub targets: Vec<i64>,
+    /// Bar index of each input.
+    pub bars: Vec<i64>,
+    /// Beat index of each input.
+    pub beats: Vec<i64>,
+}
+
+/// Builds song `i` truncated to `max_len` positions.
+pub fn sequence(
+    store: &TokenStore,
+    i: usize,
+    vocab: &Vocab,
+    limits: PositionLimits,
+    max_len: usize,
+) -> Sequence {
+    let song = store.song(i);
+    let mut ids: Vec<u16> = Vec::with_capacity(song.len() + 2);
+    ids.push(BOS_ID);
+    ids.extend_from_slice(song);
+    ids.push(EOS_ID);
+    let len = (ids.len() - 1).min(max_len.max(1));
+    let (bars, beats) = bar_beat_indices(&ids[..len], vocab, limits);
+    Sequence {
+        song: i,
+        inputs: ids[..len].iter().map(|&x| x as i64).collect(),
+        targets: ids[1..=len].iter().map(|&x| x as i64).collect(),
+        bars,
+        beats,
+    }
+}
+
+/// A batch and its targets `(batch, time)`, padding marked [`IGNORE`].
+#[derive(Debug)]
+pub struct TrainBatch {
+    /// Model inputs.
+    pub batch: Batch,
+    /// Targets.
+    pub targets: Tensor,
+    /// Number of real target tokens.
+    pub tokens: i64,
+}
+
+impl TrainBatch {
+    /// Pads sequences to a batch (on the CPU).
+    pub fn collate(seqs: &[Sequence]) -> TrainBatch {
+        let width = seqs.iter().map(|s| s.inputs.len()).max().unwrap_or(0);
+        let pad = |rows: Vec<&Vec<i64>>, value: i64| {
+            let mut flat = Vec::with_capacity(rows.len() * width);
+            for r in rows {
+                flat.extend_from_slice(r);
+                flat.extend(std::iter::repeat_n(value, width - r.len()));
+            }
+            Tensor::from_slice(&flat).view([seqs.len() as i64, width as i64])
+        };
+        TrainBatch {
+            batch: Batch {
+                tokens: pad(seqs.iter().map(|s| &s.inputs).collect(), PAD_ID as i64),
+                bars: pad(seqs.iter().map(|s| &s.bars).collect(), 0),
+                beats: pad(seqs.iter().map(|s| &s.beats).collect(), 0),
+            },
+            targets: pad(seqs.iter().map(|s| &s.targets).collect(), IGNORE),
+            tokens: seqs.iter().map(|s| s.targets.len() as i64).sum(),
+        }
+    }
+
+    /// Moves the batch to a device.
+    pub fn to(self, device: Device) -> TrainBatch {
+        TrainBatch {
+            batch: Batch {
+                tokens: self.batch.tokens.to_device(device),
+                bars: self.batch.bars.to_device(device),
+                beats: self.batch.beats.to_device(device),
+            },
+            targets: self.targets.to_device(device),
+            tokens: self.tokens,
+        }
+    }
+}
+
+/// Groups songs into batches: a seeded shuffle, then sorting within windows of 64
+/// songs by length (bucketing), then filling each batch while `count × longest ≤
+/// budget` (a song longer than the budget goes alone), then a seeded shuffle of the
+/// batch order. Depends only on the inputs, so a resumed run repeats it.
+pub fn plan_batches(
+    lengths: &[(usize, usize)],
+    budget: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<usize>> {
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch));
+    let mut order: Vec<(usize, usize)> = lengths.to_vec();
+    order.shuffle(&mut rng);
+    for window in order.chunks_mut(64) {
+        window.sort_by_key(|&(_, len)| len);
+    }
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut longest = 0;
+    for (song, len) in order {
+        let wider = longest.max(len);
+        if !current.is_empty() && (current.len() + 1) * wider > budget {
+            batches.push(std::mem::take(&mut current));
+            longest = 0;
+        }
+        longest = longest.max(len);
+        current.push(song);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches.shuffle(&mut rng);
+    batches
+}
+
+/// Where a run stands in its data: the epoch and the next batch in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DataPosition {
+    /// Epoch (0-based).
+    pub epoch: u64,
+    /// Next batch within the epoch.
+    pub batch: usize,
+}
+
+/// Settings of a [`Loader`].
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    /// Split to read.
+    pub split: Split,
+    /// Sequences truncated to this many positions.
+    pub max_len: usize,
+    /// Token budget of a batch.
+    pub budget: usize,
+    /// Shuffling seed.
+    pub seed: u64,
+    /// Embedding limits.
+    pub limits: PositionLimits,
+}
+
+/// Batches in training order from a position on, prepared by a background thread
+/// a few batches ahead. Each item carries the position after it.
+pub struct Loader {
+    rx: Receiver<(TrainBatch, DataPosition)>,
+}
+
+impl Loader {
+    /// Starts the background thread at `start`.
+    pub fn start(
+        store: Arc<TokenStore>,
+        vocab: Vocab,
+        cfg: LoaderConfig,
+        start: DataPosition,
+    ) -> anyhow::Result<Loader> {
+        let songs = store.split_indices(cfg.split);
+        anyhow::ensure!(
+            !songs.is_empty(),
+            "the {} split of {} is empty",
+            cfg.split.name(),
+            store.dir().display()
+        );
+        let lengths: Vec<(usize, usize)> = songs
+            .iter()
+            .map(|&i| (i, (store.songs()[i].len as usize + 1).min(cfg.max_len)))
+            .collect();
+        let (tx, rx) = sync_channel(4);
+        std::thread::spawn(move || {
+            let mut pos = start;
+            loop {
+                let plan = plan_batches(&lengths, cfg.budget, cfg.seed, pos.epoch);
+                while pos.batch < plan.len() {
+                    let seqs: Vec<Sequence> = plan[pos.batch]
+                        .iter()
+                        .map(|&i| sequence(&store, i, &vocab, cfg.limits, cfg.max_len))
+                        .collect();
+                    pos.batch += 1;
+                    if tx.send((TrainBatch::collate(&seqs), pos)).is_err() {
+                        return;
+                    }
+                }
+                pos = DataPosition {
+                    epoch: pos.epoch + 1,
+                    batch: 0,
+                };
+            }
+        });
+        Ok(Loader { rx })
+    }
+
+    /// The next batch and the position after it.
+    pub fn next_batch(&self) -> (TrainBatch, DataPosition) {
+        self.rx
+            .recv()
+            .expect("the data thread runs as long as the loader")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_budget_and_cover_every_song_once() {
+        let lengths: Vec<(usize, usize)> = (0..300).map(|i| (i, 10 + (i * 37) % 500)).collect();
+        let plan = plan_batches(&lengths, 2000, 3, 0);
+        let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..300).collect::<Vec<_>>());
+        for b in &plan {
+            let longest = b.iter().map(|&i| lengths[i].1).max().unwrap();
+            assert!(b.len() == 1 || b.len() * longest <= 2000);
+        }
+        assert_eq!(plan, plan_batches(&lengths, 2000, 3, 0));
+        assert_ne!(plan, plan_batches(&lengths, 2000, 3, 1));
+    }
+
+    #[test]
+    fn collate_pads_inputs_and_ignores_padded_targets() {
+        let a = Sequence {
+            song: 0,
+            inputs: vec![0, 5, 6],
+            targets: vec![5, 6, 2],
+            bars: vec![0, 0, 1],
+            beats: vec![0, 1, 0],
+        };
+        let b = Sequence {
+            song: 1,
+            inputs: vec![0],
+            targets: vec![2],
+            bars: vec![0],
+            beats: vec![0],
+        };
+        let t = TrainBatch::collate(&[a, b]);
+        assert_eq!(
+            Vec::<i64>::try_from(t.batch.tokens.view([-1])).unwrap(),
+            vec![0, 5, 6, 0, 1, 1]
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(t.targets.view([-1])).unwrap(),
+            vec![5, 6, 2, 2, IGNORE, IGNORE]
+        );
+        assert_eq!(t.tokens, 4);
+    }
+}

@@ -1,0 +1,354 @@
+//! The shared trainer: every model trains through [`train`] on equal terms. Adam
+//! with decoupled weight decay, warm-up then inverse-square-root decay, gradient
+//! clipping and accumulation, periodic validation with a best checkpoint, metrics
+//! in CSV, and checkpoints (weights, optimizer state, step, data position) written
+//! atomically every N steps, on Ctrl-C and at the end. `--resume` continues exactly:
+//! the data order depends only on (seed, epoch) and dropout is reseeded from (seed,
+//! step). A NaN or infinite loss stops training, keeping the last good checkpoint.
+
+pub mod data;
+pub mod optim;
+
+use crate::config::ExperimentConfig;
+use crate::data::{DatasetConfig, Manifest, Split, TokenStore};
+use crate::model::{self, LanguageModel};
+use crate::tokens::Vocab;
+use anyhow::{bail, Context, Result};
+use data::{DataPosition, Loader, LoaderConfig, TrainBatch, IGNORE};
+use indicatif::{ProgressBar, ProgressStyle};
+use optim::{learning_rate, Adam};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn, Kind, Tensor};
+
+/// The prepared dataset an experiment names, with the command that prepares it
+/// when it is missing.
+pub fn open_dataset(cfg: &ExperimentConfig) -> Result<(TokenStore, Manifest)> {
+    let data_cfg = DatasetConfig::load(&cfg.dataset)?;
+    let hint = || {
+        format!(
+            "run `museformer data prepare {}` first",
+            cfg.dataset.display()
+        )
+    };
+    let manifest = Manifest::load(&data_cfg.out).with_context(hint)?;
+    let store = TokenStore::open(&data_cfg.out).with_context(hint)?;
+    Ok((store, manifest))
+}
+
+/// Mean cross-entropy of a batch's logits against its targets (padding ignored),
+/// and the number of target tokens.
+pub fn batch_loss(model: &dyn LanguageModel, tb: &TrainBatch, train: bool) -> Tensor {
+    let logits = model.forward(&tb.batch, train);
+    let v = logits.size()[2];
+    logits
+        .view([-1, v])
+        .to_kind(Kind::Float)
+        .cross_entropy_loss::<Tensor>(
+            &tb.targets.view([-1]),
+            None,
+            tch::Reduction::Mean,
+            IGNORE,
+            0.0,
+        )
+}
+
+/// What a checkpoint's `state.json` holds besides the tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Where the data stands.
+    pub data: DataPosition,
+    /// Best validation loss so far.
+    pub best_valid: Option<f64>,
+    /// Target tokens trained on.
+    pub tokens: u64,
+    /// Training wall time so far, in seconds.
+    pub seconds: f64,
+}
+
+/// Files of a run folder.
+pub struct RunPaths {
+    /// The run folder.
+    pub dir: PathBuf,
+}
+
+impl RunPaths {
+    /// The last checkpoint.
+    pub fn last(&self) -> PathBuf {
+        self.dir.join("checkpoints/last")
+    }
+    /// The checkpoint with the best validation loss.
+    pub fn best(&self) -> PathBuf {
+        self.dir.join("checkpoints/best")
+    }
+}
+
+/// Writes a checkpoint folder atomically: into a temporary folder, then renamed over
+/// the old one, which stays intact if anything fails.
+fn save_checkpoint(dir: &Path, vs: &nn::VarStore, opt: &Adam, state: &TrainState) -> Result<()> {
+    let parent = dir.parent().expect("checkpoint folders have a parent");
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot write a checkpoint in {}", parent.display()))?;
+    vs.save(tmp.path().join("model.safetensors"))
+        .with_context(|| format!("cannot write the checkpoint in {}", parent.display()))?;
+    opt.save(&tmp.path().join("optimizer.safetensors"))?;
+    std::fs::write(
+        tmp.path().join("state.json"),
+        serde_json::to_string_pretty(state)?,
+    )?;
+    let old = parent.join(format!(
+        ".old-{}",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(dir, &old).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::rename(tmp.keep(), dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Loads the weights of a checkpoint folder into a store (refusing a corrupt file
+/// with its name).
+pub fn load_weights(vs: &mut nn::VarStore, dir: &Path) -> Result<()> {
+    let file = dir.join("model.safetensors");
+    vs.load(&file).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is corrupt or not this model's checkpoint: {e}",
+            file.display()
+        )
+    })
+}
+
+fn load_checkpoint(dir: &Path, vs: &mut nn::VarStore, opt: &mut Adam) -> Result<TrainState> {
+    load_weights(vs, dir)?;
+    opt.load(&dir.join("optimizer.safetensors"))?;
+    let file = dir.join("state.json");
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is corrupt", file.display()))
+}
+
+/// Mean validation loss per token over the valid split.
+pub fn validate(
+    model: &dyn LanguageModel,
+    store: &TokenStore,
+    vocab: &Vocab,
+    cfg: &ExperimentConfig,
+    device: tch::Device,
+) -> Result<f64> {
+    let songs = store.split_indices(Split::Valid);
+    let (mut sum, mut count) = (0.0, 0i64);
+    tch::no_grad(|| {
+        for &i in &songs {
+            let seq = data::sequence(
+                store,
+                i,
+                vocab,
+                cfg.model.positions,
+                cfg.train.valid_max_tokens,
+            );
+            let tb = TrainBatch::collate(&[seq]).to(device);
+            sum += batch_loss(model, &tb, false).double_value(&[]) * tb.tokens as f64;
+            count += tb.tokens;
+        }
+    });
+    anyhow::ensure!(
+        count > 0,
+        "the valid split of {} is empty",
+        store.dir().display()
+    );
+    Ok(sum / count as f64)
+}
+
+fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if new {
+        writeln!(f, "{header}")?;
+    }
+    writeln!(f, "{row}")?;
+    Ok(())
+}
+
+/// How a training run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// The final state.
+    pub state: TrainState,
+    /// Training loss of the last step.
+    pub last_loss: f64,
+    /// True when stopped by Ctrl-C before the last step.
+    pub interrupted: bool,
+}
+
+/// Set by Ctrl-C: the loop checkpoints and stops.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Trains an experiment in `runs_root/<name>/<hash>/`, resuming from its last
+/// checkpoint when `resume` is set.
+pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<TrainSummary> {
+    let (store, manifest) = open_dataset(cfg)?;
+    let vocab = Vocab::new(manifest.config.encoding.pos_per_beat);
+    let device = cfg.train.device.device()?;
+    let paths = RunPaths {
+        dir: cfg.run_dir(runs_root),
+    };
+    std::fs::create_dir_all(&paths.dir)
+        .with_context(|| format!("cannot create {}", paths.dir.display()))?;
+    if paths.last().exists() && !resume {
+        bail!("{} already has a checkpoint; pass --resume to continue it, or remove the folder to start over", paths.dir.display());
+    }
+    std::fs::write(paths.dir.join("config.yaml"), serde_yaml::to_string(cfg)?)?;
+
+    tch::manual_seed(cfg.train.seed as i64);
+    let mut vs = nn::VarStore::new(device);
+    let model = model::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
+    let t = &cfg.train;
+    let mut opt = Adam::new(&vs, t.betas, t.eps, t.weight_decay);
+    let mut state = TrainState {
+        step: 0,
+        data: DataPosition::default(),
+        best_valid: None,
+        tokens: 0,
+        seconds: 0.0,
+    };
+    if resume && paths.last().exists() {
+        state = load_checkpoint(&paths.last(), &mut vs, &mut opt)?;
+    }
+    if state.step >= t.steps {
+        return Ok(TrainSummary {
+            run_dir: paths.dir,
+            state,
+            last_loss: f64::NAN,
+            interrupted: false,
+        });
+    }
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    INTERRUPTED.store(false, Ordering::SeqCst);
+
+    let store = Arc::new(store);
+    let loader = Loader::start(
+        store.clone(),
+        vocab.clone(),
+        LoaderConfig {
+            split: Split::Train,
+            max_len: t.max_tokens,
+            budget: t.batch_tokens,
+            seed: t.seed,
+            limits: cfg.model.positions,
+        },
+        state.data,
+    )?;
+    let bar = ProgressBar::new(t.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:25}] {msg} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(state.step as u64);
+    let metrics = paths.dir.join("train.csv");
+    let valid_csv = paths.dir.join("valid.csv");
+    let started = Instant::now();
+    let seconds_before = state.seconds;
+    let mut last_loss = f64::NAN;
+    let autocast = t.bf16 && device.is_cuda();
+    while state.step < t.steps {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            bar.finish_and_clear();
+            save_checkpoint(&paths.last(), &vs, &opt, &state)?;
+            return Ok(TrainSummary {
+                run_dir: paths.dir,
+                state,
+                last_loss,
+                interrupted: true,
+            });
+        }
+        let step_start = Instant::now();
+        tch::manual_seed(
+            (t.seed as i64)
+                .wrapping_mul(1_000_003)
+                .wrapping_add(state.step as i64),
+        );
+        opt.zero_grad();
+        let (mut loss_sum, mut tokens) = (0.0, 0i64);
+        let mut position = state.data;
+        for _ in 0..t.accumulate.max(1) {
+            let (tb, pos) = loader.next_batch();
+            position = pos;
+            let tb = tb.to(device);
+            let loss = tch::autocast(autocast, || batch_loss(model.as_ref(), &tb, true));
+            (&loss / t.accumulate.max(1) as f64).backward();
+            loss_sum += loss.double_value(&[]) * tb.tokens as f64;
+            tokens += tb.tokens;
+        }
+        let loss = loss_sum / tokens.max(1) as f64;
+        if !loss.is_finite() {
+            bar.finish_and_clear();
+            bail!(
+                "the training loss is {loss} at step {}; stopped, keeping the last good checkpoint in {}",
+                state.step + 1,
+                paths.last().display()
+            );
+        }
+        let grad_norm = opt.clip_grad_norm(t.clip);
+        let lr = learning_rate(state.step + 1, t.lr, t.warmup);
+        opt.step(lr);
+        state.step += 1;
+        state.data = position;
+        state.tokens += tokens as u64;
+        last_loss = loss;
+        let tps = tokens as f64 / step_start.elapsed().as_secs_f64();
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        append_csv(
+            &metrics,
+            "step,loss,lr,grad_norm,tokens,tokens_per_sec,seconds",
+            &format!(
+                "{},{loss:.6},{lr:.6e},{grad_norm:.4},{tokens},{tps:.1},{:.3}",
+                state.step, state.seconds
+            ),
+        )?;
+        bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s"));
+        bar.set_position(state.step as u64);
+        let last_step = state.step == t.steps;
+        if (t.valid_every > 0 && state.step % t.valid_every == 0) || last_step {
+            let v = validate(model.as_ref(), &store, &vocab, cfg, device)?;
+            append_csv(
+                &valid_csv,
+                "step,valid_loss,valid_ppl",
+                &format!("{},{v:.6},{:.4}", state.step, v.exp()),
+            )?;
+            if state.best_valid.is_none_or(|b| v < b) {
+                state.best_valid = Some(v);
+                save_checkpoint(&paths.best(), &vs, &opt, &state)?;
+            }
+        }
+        if (t.checkpoint_every > 0 && state.step % t.checkpoint_every == 0) || last_step {
+            save_checkpoint(&paths.last(), &vs, &opt, &state)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(TrainSummary {
+        run_dir: paths.dir,
+        state,
+        last_loss,
+        interrupted: false,
+    })
+}

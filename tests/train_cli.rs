@@ -1,0 +1,204 @@
+//! `museformer train`, `eval` and `generate` end to end on a small generated
+//! dataset: the loss falls, resuming equals training straight through, perplexity
+//! is printed, and generated MIDI files encode to the generated tokens.
+
+mod common;
+
+use common::*;
+use museformer::midi;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+fn run(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "museformer {args:?} failed: {stderr}");
+    stdout.into_owned()
+}
+
+/// A prepared dataset of 30 generated songs and an experiment file for a tiny model.
+fn setup(dir: &Path) -> PathBuf {
+    for i in 0..30u8 {
+        write(
+            &dir.join("midi"),
+            &format!("s{i:02}.mid"),
+            &midi::to_bytes(&song(i, 4 + (i % 4) as u64)),
+        );
+    }
+    let data_yaml = format!(
+        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
+        dir.display()
+    );
+    let data = write(dir, "data.yaml", data_yaml.as_bytes());
+    run(&["data", "prepare", data.to_str().unwrap()]);
+    let exp = format!(
+        "name: tiny\ndataset: {}\nmodel: {{layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0}}\n\
+         train: {{device: cpu, steps: 30, lr: 3.0e-3, warmup: 5, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
+         eval: {{lengths: [16, 64, 128]}}\n",
+        data.display()
+    );
+    write(dir, "tiny.yaml", exp.as_bytes())
+}
+
+fn run_dir(stdout: &str) -> PathBuf {
+    PathBuf::from(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("run folder: "))
+            .expect("the run folder is printed"),
+    )
+}
+
+fn weights(run: &Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(run.join("checkpoints/last/model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn train_eval_generate_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = setup(tmp.path());
+    let exp = exp.to_str().unwrap();
+    let runs_a = tmp.path().join("runs-a");
+    let out = run(&["train", exp, "--runs", runs_a.to_str().unwrap()]);
+    let run_a = run_dir(&out);
+
+    // The loss falls: the mean of the last five steps is well below the first step's.
+    let csv = std::fs::read_to_string(run_a.join("train.csv")).unwrap();
+    let losses: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 30);
+    let tail = losses[25..].iter().sum::<f64>() / 5.0;
+    assert!(tail < losses[0] * 0.7, "loss did not fall: {losses:?}");
+
+    // Evaluation prints a perplexity per length and writes eval.csv.
+    let eval = run(&["eval", run_a.to_str().unwrap()]);
+    assert!(
+        eval.contains("first     16 tokens: PPL") && eval.contains("first    128 tokens: PPL"),
+        "{eval}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_a.join("eval.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+
+    // Generated MIDI files encode back to the generated tokens.
+    let gen = tmp.path().join("gen");
+    run(&[
+        "generate",
+        run_a.to_str().unwrap(),
+        "--num",
+        "2",
+        "--max-len",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        gen.to_str().unwrap(),
+    ]);
+    for i in 0..2 {
+        let tokens = std::fs::read_to_string(gen.join(format!("piece-{i:03}.txt"))).unwrap();
+        let midi_file = gen.join(format!("piece-{i:03}.mid"));
+        if tokens.trim().is_empty() {
+            continue;
+        }
+        let again = run(&[
+            "encode",
+            "--ignore-ts",
+            "--inst-order",
+            "lmd6",
+            "--pos-per-beat",
+            "16",
+            midi_file.to_str().unwrap(),
+        ]);
+        assert_eq!(again, tokens);
+    }
+    assert!(gen.join("generation.json").exists());
+
+    // 15 steps, then --resume to 30, equals 30 steps straight through.
+    let runs_b = tmp.path().join("runs-b");
+    let first = run(&[
+        "train",
+        exp,
+        "--runs",
+        runs_b.to_str().unwrap(),
+        "--set",
+        "train.steps=15",
+    ]);
+    let run_b = run_dir(&first);
+    let again = run(&["train", exp, "--runs", runs_b.to_str().unwrap(), "--resume"]);
+    assert_eq!(run_dir(&again), run_b);
+    let (a, b) = (weights(&run_a), weights(&run_b));
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let diff = (t - &b[name]).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{name} differs by {diff} after resuming");
+    }
+    // Without --resume an existing run is refused, naming the folder.
+    let refused = bin()
+        .args(["train", exp, "--runs", runs_b.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+}
+
+#[test]
+fn missing_datasets_and_cuda_say_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(
+        tmp.path(),
+        "d.yaml",
+        b"name: d\nmidi_dir: nowhere\nout: nowhere-prepared\n",
+    );
+    let exp = write(
+        tmp.path(),
+        "e.yaml",
+        format!("dataset: {}\n", data.display()).as_bytes(),
+    );
+    let out = bin()
+        .args([
+            "train",
+            exp.to_str().unwrap(),
+            "--runs",
+            tmp.path().join("r").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("museformer data prepare") && err.contains("d.yaml"),
+        "{err}"
+    );
+    if !tch::Cuda::is_available() {
+        let exp = setup(tmp.path());
+        let out = bin()
+            .args([
+                "train",
+                exp.to_str().unwrap(),
+                "--runs",
+                tmp.path().join("r2").to_str().unwrap(),
+                "--set",
+                "train.device=cuda",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("no CUDA device"),
+            "{err}"
+        );
+    }
+}
