@@ -31,8 +31,14 @@ reproduce: build corpus
     {{bin}} data prepare experiments/data/default.yaml
     {{bin}} data summary data/default
 
-# Benchmarks (criterion and CLI); results go to docs/performance.md by hand.
-bench: build corpus bench-data
+# Benchmarks; results go to docs/performance.md by hand.
+bench: build corpus bench-data bench-structure
+
+# Bar pairs per second of the similarity statistics, one core.
+bench-structure: build corpus
+    {{bin}} data prepare results/similarity/all-meters/dataset.yaml
+    cargo build --release --example bench_similarity
+    taskset -c 0 target/release/examples/bench_similarity data/all-meters --seconds 5
 
 # Encoding throughput: ours against MidiTok REMI on symusic, over the same files,
 # then the peak memory of `data prepare` on growing corpora.

@@ -51,6 +51,9 @@ enum Command {
     /// Prepare and inspect token datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Structure statistics: bar-similarity distributions, bar selection, similarity error.
+    #[command(subcommand)]
+    Stats(museformer::structure::cli::StatsCommand),
     /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
     Train {
         /// Experiment file (experiments/*.yaml).
@@ -261,6 +264,7 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_string(&data::prepare::bench_encode(&files, &cfg, repeat))?
             );
         }
+        Command::Stats(cmd) => museformer::structure::cli::run(cmd)?,
         Command::Train {
             experiment,
             sets,

@@ -146,6 +146,26 @@ fn train_eval_generate_and_resume() {
         let diff = (t - &b[name]).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "{name} differs by {diff} after resuming");
     }
+    // A corrupt checkpoint is refused with its file named.
+    std::fs::write(
+        run_b.join("checkpoints/best/model.safetensors"),
+        b"not a checkpoint",
+    )
+    .unwrap();
+    std::fs::write(
+        run_b.join("checkpoints/last/model.safetensors"),
+        b"not a checkpoint",
+    )
+    .unwrap();
+    let corrupt = bin()
+        .args(["eval", run_b.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&corrupt.stderr);
+    assert!(
+        !corrupt.status.success() && err.contains("model.safetensors") && err.contains("corrupt"),
+        "{err}"
+    );
     // Without --resume an existing run is refused, naming the folder.
     let refused = bin()
         .args(["train", exp, "--runs", runs_b.to_str().unwrap()])

@@ -31,7 +31,9 @@ impl InstrumentSelection {
     /// Resolves `Auto` for one song, given whether the song has instrument 80.
     fn resolve(self, has_melody: bool) -> InstrumentSelection {
         match self {
-            InstrumentSelection::Auto if has_melody => InstrumentSelection::Instrument(MELODY_INSTRUMENT),
+            InstrumentSelection::Auto if has_melody => {
+                InstrumentSelection::Instrument(MELODY_INSTRUMENT)
+            }
             InstrumentSelection::Auto => InstrumentSelection::Pitched,
             other => other,
         }
@@ -40,7 +42,9 @@ impl InstrumentSelection {
     /// Whether notes of `instrument` are taken (after [`Self::resolve`]).
     fn takes(self, instrument: u8) -> bool {
         match self {
-            InstrumentSelection::Auto | InstrumentSelection::Pitched => instrument != DRUM_INSTRUMENT,
+            InstrumentSelection::Auto | InstrumentSelection::Pitched => {
+                instrument != DRUM_INSTRUMENT
+            }
             InstrumentSelection::All => true,
             InstrumentSelection::Instrument(i) => instrument == i,
         }
@@ -125,7 +129,10 @@ impl SongBars {
         I: IntoIterator<Item = Token> + Clone,
     {
         let has_melody = selection == InstrumentSelection::Auto
-            && tokens.clone().into_iter().any(|t| t == Token::Instrument(MELODY_INSTRUMENT));
+            && tokens
+                .clone()
+                .into_iter()
+                .any(|t| t == Token::Instrument(MELODY_INSTRUMENT));
         let selection = selection.resolve(has_melody);
         let mut song = SongBars::default();
         let (mut onset, mut pitch, mut take) = (0u8, None, false);
@@ -143,7 +150,14 @@ impl SongBars {
                 Token::Pitch(p) => pitch = Some(p),
                 Token::Duration(d) => {
                     if let (Some(p), true) = (pitch.take(), take) {
-                        song.notes.push(BarNote { onset, pitch: p, duration: d }.pack());
+                        song.notes.push(
+                            BarNote {
+                                onset,
+                                pitch: p,
+                                duration: d,
+                            }
+                            .pack(),
+                        );
                     }
                 }
                 Token::Bar => {
@@ -210,7 +224,9 @@ pub struct TokenTable {
 impl TokenTable {
     /// The table of a vocabulary.
     pub fn new(vocab: &Vocab) -> TokenTable {
-        TokenTable { tokens: (0..vocab.len() as u16).map(|id| vocab.token(id)).collect() }
+        TokenTable {
+            tokens: (0..vocab.len() as u16).map(|id| vocab.token(id)).collect(),
+        }
     }
 
     /// The token of an id, `None` for special or unknown ids.
@@ -225,7 +241,12 @@ mod tests {
     use Token::*;
 
     fn n(onset: u8, pitch: u8, duration: u8) -> u32 {
-        BarNote { onset, pitch, duration }.pack()
+        BarNote {
+            onset,
+            pitch,
+            duration,
+        }
+        .pack()
     }
 
     #[test]
@@ -277,26 +298,52 @@ mod tests {
         assert_eq!(song.note_count(), 3);
 
         let pitched = SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Pitched);
-        assert_eq!(pitched.bar(0), &[n(0, 48, 8), n(0, 60, 4), n(0, 64, 4), n(8, 67, 2)]);
+        assert_eq!(
+            pitched.bar(0),
+            &[n(0, 48, 8), n(0, 60, 4), n(0, 64, 4), n(8, 67, 2)]
+        );
         assert_eq!(pitched.bar(2), &[n(3, 50, 3)]);
         let all = SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::All);
         assert_eq!(all.bar(0).len(), 5);
-        let drums = SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Instrument(128));
+        let drums =
+            SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Instrument(128));
         assert_eq!(drums.bar(0), &[n(8, 164, 1)]);
-        let guitar = SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Instrument(25));
+        let guitar =
+            SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Instrument(25));
         assert_eq!((guitar.len(), guitar.note_count()), (3, 0));
     }
 
     #[test]
     fn auto_without_melody_takes_every_non_drum_note() {
-        let tokens = [Position(0), Instrument(0), Pitch(60), Duration(4), Velocity(1), Instrument(128), Pitch(170), Duration(1), Velocity(1), Bar];
+        let tokens = [
+            Position(0),
+            Instrument(0),
+            Pitch(60),
+            Duration(4),
+            Velocity(1),
+            Instrument(128),
+            Pitch(170),
+            Duration(1),
+            Velocity(1),
+            Bar,
+        ];
         let song = SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Auto);
         assert_eq!(song.bar(0), &[n(0, 60, 4)]);
     }
 
     #[test]
     fn a_bar_cut_off_without_its_end_token_is_dropped() {
-        let tokens = [Position(0), Instrument(80), Pitch(60), Duration(4), Bar, Position(0), Instrument(80), Pitch(62), Duration(4)];
+        let tokens = [
+            Position(0),
+            Instrument(80),
+            Pitch(60),
+            Duration(4),
+            Bar,
+            Position(0),
+            Instrument(80),
+            Pitch(62),
+            Duration(4),
+        ];
         let song = SongBars::from_tokens(tokens.iter().copied(), InstrumentSelection::Auto);
         assert_eq!(song.len(), 1);
         assert_eq!(song.note_count(), 1);
@@ -306,7 +353,15 @@ mod tests {
     fn ids_decode_like_tokens_and_specials_are_ignored() {
         let vocab = Vocab::new(16);
         let table = TokenTable::new(&vocab);
-        let tokens = [Tempo(35), Position(12), Instrument(80), Pitch(72), Duration(6), Velocity(25), Bar];
+        let tokens = [
+            Tempo(35),
+            Position(12),
+            Instrument(80),
+            Pitch(72),
+            Duration(6),
+            Velocity(25),
+            Bar,
+        ];
         let mut ids: Vec<u16> = tokens.iter().map(|&t| vocab.id(t)).collect();
         ids.insert(0, crate::tokens::vocab::BOS_ID);
         let song = SongBars::from_ids(&ids, &table, InstrumentSelection::Auto);
@@ -319,14 +374,25 @@ mod tests {
         for s in ["auto", "pitched", "all", "0", "80", "128"] {
             assert_eq!(s.parse::<InstrumentSelection>().unwrap().to_string(), s);
         }
-        assert!("129".parse::<InstrumentSelection>().unwrap_err().contains("0..=128"));
+        assert!("129"
+            .parse::<InstrumentSelection>()
+            .unwrap_err()
+            .contains("0..=128"));
         assert!("melody".parse::<InstrumentSelection>().is_err());
     }
 
     #[test]
     fn from_notes_sorts_and_deduplicates() {
-        let a = BarNote { onset: 4, pitch: 60, duration: 2 };
-        let b = BarNote { onset: 0, pitch: 62, duration: 2 };
+        let a = BarNote {
+            onset: 4,
+            pitch: 60,
+            duration: 2,
+        };
+        let b = BarNote {
+            onset: 0,
+            pitch: 62,
+            duration: 2,
+        };
         let song = SongBars::from_notes(&[vec![a, b, a], vec![]]);
         assert_eq!(song.bar(0), &[b.pack(), a.pack()]);
         assert!(song.bar(1).is_empty());

@@ -86,7 +86,11 @@ impl IntervalStats {
     /// formula), or `None` without pairs.
     pub fn std(&self) -> Option<f64> {
         let mean = self.mean()?;
-        Some((self.sum_sq / self.pairs as f64 - mean * mean).max(0.0).sqrt())
+        Some(
+            (self.sum_sq / self.pairs as f64 - mean * mean)
+                .max(0.0)
+                .sqrt(),
+        )
     }
 
     fn merge(&mut self, other: &IntervalStats) {
@@ -144,7 +148,10 @@ impl Distribution {
         if max_interval == 0 {
             return Err(StructureError::NoInterval);
         }
-        Ok(Distribution { intervals: vec![IntervalStats::default(); max_interval], counts: Counts::default() })
+        Ok(Distribution {
+            intervals: vec![IntervalStats::default(); max_interval],
+            counts: Counts::default(),
+        })
     }
 
     /// The largest interval T.
@@ -204,7 +211,13 @@ impl Distribution {
                     None => c.empty_pairs += 1,
                 }
             }
-            stats.merge(&IntervalStats { pairs, sum, sum_sq, identical, songs: u64::from(pairs > 0) });
+            stats.merge(&IntervalStats {
+                pairs,
+                sum,
+                sum_sq,
+                identical,
+                songs: u64::from(pairs > 0),
+            });
         }
     }
 
@@ -213,32 +226,41 @@ impl Distribution {
     /// # Panics
     /// When the two cover different intervals.
     pub fn merge(&mut self, other: &Distribution) {
-        assert_eq!(self.intervals.len(), other.intervals.len(), "merging distributions over different intervals");
+        assert_eq!(
+            self.intervals.len(),
+            other.intervals.len(),
+            "merging distributions over different intervals"
+        );
         for (a, b) in self.intervals.iter_mut().zip(&other.intervals) {
             a.merge(b);
         }
         self.counts.merge(&other.counts);
     }
 
-    /// The distribution of many items in parallel: `bars` turns an item into its
-    /// bars. Blocks of songs are summed in input order, so the result does not
-    /// depend on the thread count.
-    pub fn par_collect<T, F>(items: &[T], max_interval: usize, bars: F) -> Result<Distribution, StructureError>
+    /// The distribution of many items in parallel: `add` adds one item (usually
+    /// with [`Self::add_song`]). Blocks of items are summed in input order, so the
+    /// result does not depend on the thread count.
+    pub fn par_collect<T, F>(
+        items: &[T],
+        max_interval: usize,
+        add: F,
+    ) -> Result<Distribution, StructureError>
     where
         T: Sync,
-        F: Fn(&T) -> SongBars + Sync,
+        F: Fn(&mut Distribution, &T) + Sync,
     {
-        let mut total = Distribution::new(max_interval)?;
+        let empty = Distribution::new(max_interval)?;
         let blocks: Vec<Distribution> = items
             .par_chunks(BLOCK)
             .map(|block| {
-                let mut d = total.clone();
+                let mut d = empty.clone();
                 for item in block {
-                    d.add_song(&bars(item));
+                    add(&mut d, item);
                 }
                 d
             })
             .collect();
+        let mut total = empty;
         for d in &blocks {
             total.merge(d);
         }
@@ -256,7 +278,12 @@ pub fn similarity_distribution<S>(
 where
     S: AsRef<[Token]> + Sync,
 {
-    Distribution::par_collect(songs, max_interval, |s| SongBars::from_tokens(s.as_ref().iter().copied(), selection))
+    Distribution::par_collect(songs, max_interval, |d, s| {
+        d.add_song(&SongBars::from_tokens(
+            s.as_ref().iter().copied(),
+            selection,
+        ))
+    })
 }
 
 /// The similarity error (Eq. 6) of generated music against reference data.
@@ -295,7 +322,11 @@ pub fn similarity_error(
     }
     for (d, which) in [(generated, "generated"), (reference, "reference")] {
         if t_max > d.max_interval() {
-            return Err(StructureError::IntervalOutOfRange { asked: t_max, covered: d.max_interval(), which });
+            return Err(StructureError::IntervalOutOfRange {
+                asked: t_max,
+                covered: d.max_interval(),
+                which,
+            });
         }
     }
     let (mut sum, mut intervals, mut missing) = (0.0, Vec::new(), Vec::new());
@@ -311,7 +342,12 @@ pub fn similarity_error(
     if intervals.is_empty() {
         return Err(StructureError::NoCommonPairs(t_max));
     }
-    Ok(SimilarityError { value: sum / intervals.len() as f64, t_max, intervals, missing })
+    Ok(SimilarityError {
+        value: sum / intervals.len() as f64,
+        t_max,
+        intervals,
+        missing,
+    })
 }
 
 /// How far apart two similarity distributions are, over the intervals where both
@@ -333,9 +369,14 @@ pub struct DistributionDistance {
 
 /// The distance between two distributions over t = 1..=`t_max`, or `None` when no
 /// interval has pairs in both.
-pub fn distribution_distance(a: &Distribution, b: &Distribution, t_max: usize) -> Option<DistributionDistance> {
-    let pairs: Vec<(usize, f64, f64)> =
-        (1..=t_max).filter_map(|t| Some((t, a.mean(t)?, b.mean(t)?))).collect();
+pub fn distribution_distance(
+    a: &Distribution,
+    b: &Distribution,
+    t_max: usize,
+) -> Option<DistributionDistance> {
+    let pairs: Vec<(usize, f64, f64)> = (1..=t_max)
+        .filter_map(|t| Some((t, a.mean(t)?, b.mean(t)?)))
+        .collect();
     if pairs.is_empty() {
         return None;
     }
@@ -347,7 +388,10 @@ pub fn distribution_distance(a: &Distribution, b: &Distribution, t_max: usize) -
         }
     }
     let mean_abs_diff = pairs.iter().map(|&(_, x, y)| (x - y).abs()).sum::<f64>() / n;
-    let (mx, my) = (pairs.iter().map(|p| p.1).sum::<f64>() / n, pairs.iter().map(|p| p.2).sum::<f64>() / n);
+    let (mx, my) = (
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+        pairs.iter().map(|p| p.2).sum::<f64>() / n,
+    );
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for &(_, x, y) in &pairs {
         sxy += (x - mx) * (y - my);
@@ -355,13 +399,25 @@ pub fn distribution_distance(a: &Distribution, b: &Distribution, t_max: usize) -
         syy += (y - my) * (y - my);
     }
     let pearson = (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt());
-    Some(DistributionDistance { mean_abs_diff, max_abs_diff, max_at, pearson, intervals: pairs.len() })
+    Some(DistributionDistance {
+        mean_abs_diff,
+        max_abs_diff,
+        max_at,
+        pearson,
+        intervals: pairs.len(),
+    })
 }
 
 /// The bar-by-bar similarity matrix of one song: entry `[i][j]` is `l(i, j)`, `None`
 /// when both bars are empty.
 pub fn similarity_matrix(song: &SongBars) -> Vec<Vec<Option<f64>>> {
-    (0..song.len()).map(|i| (0..song.len()).map(|j| bar_similarity(song.bar(i), song.bar(j))).collect()).collect()
+    (0..song.len())
+        .map(|i| {
+            (0..song.len())
+                .map(|j| bar_similarity(song.bar(i), song.bar(j)))
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -371,7 +427,14 @@ mod tests {
 
     /// A bar from (onset, pitch, duration) triples.
     fn bar(notes: &[(u8, u8, u8)]) -> Vec<BarNote> {
-        notes.iter().map(|&(onset, pitch, duration)| BarNote { onset, pitch, duration }).collect()
+        notes
+            .iter()
+            .map(|&(onset, pitch, duration)| BarNote {
+                onset,
+                pitch,
+                duration,
+            })
+            .collect()
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -405,7 +468,8 @@ mod tests {
     /// Song B, bars {x}, {x}: t=1: 1.
     fn two_songs() -> Distribution {
         let (x, y, z) = ((0, 60, 4), (4, 62, 4), (4, 64, 4));
-        let a = SongBars::from_notes(&[bar(&[x, y]), bar(&[x, z]), bar(&[x, y]), bar(&[]), bar(&[])]);
+        let a =
+            SongBars::from_notes(&[bar(&[x, y]), bar(&[x, z]), bar(&[x, y]), bar(&[]), bar(&[])]);
         let b = SongBars::from_notes(&[bar(&[x]), bar(&[x])]);
         let mut d = Distribution::new(6).unwrap();
         d.add_song(&a);
@@ -433,7 +497,16 @@ mod tests {
         assert_eq!((d.mean(0), d.mean(7)), (None, None));
         assert_eq!(d.total_pairs(), 4 + 3 + 2 + 1);
         let c = d.counts;
-        assert_eq!((c.songs, c.songs_used, c.bars, c.empty_pairs, c.shorter_than_max_interval), (2, 2, 7, 1, 2));
+        assert_eq!(
+            (
+                c.songs,
+                c.songs_used,
+                c.bars,
+                c.empty_pairs,
+                c.shorter_than_max_interval
+            ),
+            (2, 2, 7, 1, 2)
+        );
     }
 
     #[test]
@@ -442,7 +515,14 @@ mod tests {
         d.add_song(&SongBars::from_notes(&[bar(&[]), bar(&[])]));
         d.add_song(&SongBars::from_notes(&[bar(&[(0, 60, 1)])]));
         d.add_song(&SongBars::default());
-        assert_eq!((d.counts.skipped_no_notes, d.counts.skipped_one_bar, d.counts.songs_used), (2, 1, 0));
+        assert_eq!(
+            (
+                d.counts.skipped_no_notes,
+                d.counts.skipped_one_bar,
+                d.counts.songs_used
+            ),
+            (2, 1, 0)
+        );
         assert_eq!(d.total_pairs(), 0);
         assert!(d.iter().all(|(_, s)| s.mean().is_none()));
         assert_eq!(Distribution::new(0), Err(StructureError::NoInterval));
@@ -458,7 +538,7 @@ mod tests {
                 SongBars::from_notes(&bars)
             })
             .collect();
-        let par = Distribution::par_collect(&songs, 10, |s| s.clone()).unwrap();
+        let par = Distribution::par_collect(&songs, 10, |d, s| d.add_song(s)).unwrap();
         let mut seq = Distribution::new(10).unwrap();
         for s in &songs {
             seq.add_song(s);
@@ -466,7 +546,10 @@ mod tests {
         assert_eq!(par.counts, seq.counts);
         for t in 1..=10 {
             let (p, s) = (par.interval(t).unwrap(), seq.interval(t).unwrap());
-            assert_eq!((p.pairs, p.identical, p.songs), (s.pairs, s.identical, s.songs));
+            assert_eq!(
+                (p.pairs, p.identical, p.songs),
+                (s.pairs, s.identical, s.songs)
+            );
             assert!(close(p.sum, s.sum) && close(p.sum_sq, s.sum_sq));
         }
     }
@@ -475,8 +558,23 @@ mod tests {
     fn token_songs_give_the_same_distribution() {
         use Token::*;
         let song = vec![
-            Position(0), Instrument(80), Pitch(60), Duration(4), Velocity(1), Bar,
-            Position(0), Instrument(80), Pitch(60), Duration(4), Velocity(1), Position(4), Instrument(80), Pitch(62), Duration(4), Velocity(1), Bar,
+            Position(0),
+            Instrument(80),
+            Pitch(60),
+            Duration(4),
+            Velocity(1),
+            Bar,
+            Position(0),
+            Instrument(80),
+            Pitch(60),
+            Duration(4),
+            Velocity(1),
+            Position(4),
+            Instrument(80),
+            Pitch(62),
+            Duration(4),
+            Velocity(1),
+            Bar,
         ];
         let d = similarity_distribution(&[song], 2, InstrumentSelection::Auto).unwrap();
         assert_eq!(d.mean(1), Some(0.5));
@@ -494,19 +592,35 @@ mod tests {
         // (|1/2 − 5/12| + |0 − 1/3|) / 2 = (1/12 + 4/12) / 2 = 5/24.
         assert!(close(se.value, 5.0 / 24.0));
         assert!(close(se.percent(), 500.0 / 24.0));
-        assert_eq!((se.intervals.clone(), se.missing.clone()), (vec![1, 2], vec![]));
+        assert_eq!(
+            (se.intervals.clone(), se.missing.clone()),
+            (vec![1, 2], vec![])
+        );
         // T = 4: intervals 3 and 4 have no generated pairs and are left out.
         let se4 = similarity_error(&generated, &reference, 4).unwrap();
         assert_eq!(se4.missing, vec![3, 4]);
         assert!(close(se4.value, 5.0 / 24.0));
-        assert_eq!(similarity_error(&generated, &reference, 0), Err(StructureError::NoInterval));
+        assert_eq!(
+            similarity_error(&generated, &reference, 0),
+            Err(StructureError::NoInterval)
+        );
         assert!(matches!(
             similarity_error(&generated, &reference, 7),
-            Err(StructureError::IntervalOutOfRange { asked: 7, covered: 6, which: "generated" })
+            Err(StructureError::IntervalOutOfRange {
+                asked: 7,
+                covered: 6,
+                which: "generated"
+            })
         ));
         let empty = Distribution::new(6).unwrap();
-        assert_eq!(similarity_error(&empty, &reference, 6), Err(StructureError::NoCommonPairs(6)));
-        assert_eq!(similarity_error(&reference, &reference, 4).unwrap().value, 0.0);
+        assert_eq!(
+            similarity_error(&empty, &reference, 6),
+            Err(StructureError::NoCommonPairs(6))
+        );
+        assert_eq!(
+            similarity_error(&reference, &reference, 4).unwrap().value,
+            0.0
+        );
     }
 
     #[test]
@@ -523,7 +637,10 @@ mod tests {
         assert_eq!(d.max_at, 2);
         // Two points that both decrease: correlation 1.
         assert!(close(d.pearson.unwrap(), 1.0));
-        assert_eq!(distribution_distance(&Distribution::new(6).unwrap(), &reference, 6), None);
+        assert_eq!(
+            distribution_distance(&Distribution::new(6).unwrap(), &reference, 6),
+            None
+        );
     }
 
     #[test]
