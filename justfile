@@ -32,7 +32,11 @@ reproduce: build corpus
     {{bin}} data summary data/default
 
 # Benchmarks; results go to docs/performance.md by hand.
-bench: build corpus bench-data bench-structure
+bench: build corpus bench-data bench-structure bench-train
+
+# Training and generation tokens/s of the small Transformer on the default corpus.
+bench-train: build corpus
+    scripts/bench_train.sh
 
 # Bar pairs per second of the similarity statistics, one core.
 bench-structure: build corpus
