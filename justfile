@@ -14,9 +14,10 @@ default:
 setup:
     scripts/setup.sh
 
-# Build the release binary (tests use the same profile, so one build serves both).
+# Build the release binary, tests and examples in one go (same profile and
+# features, so `test` and `bench` reuse this build instead of compiling again).
 build: setup
-    cargo build --release
+    cargo build --release --all-targets
 
 # Fetch the default corpus (Bach chorales and folk tunes from music21) into corpora/.
 corpus: setup

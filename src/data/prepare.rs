@@ -140,22 +140,28 @@ pub enum PrepareOutcome {
     UpToDate(Manifest),
 }
 
-/// Lists the MIDI files (`.mid`, `.midi`, any case) under a folder, sorted by path.
-pub fn list_midi_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Lists the files under `dir` whose extension (any case) is one of `exts`, sorted
+/// by path.
+pub fn list_files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir).follow_links(true) {
         let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
-        let is_midi = entry
+        let wanted = entry
             .path()
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"));
-        if entry.file_type().is_file() && is_midi {
+            .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)));
+        if entry.file_type().is_file() && wanted {
             files.push(entry.into_path());
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Lists the MIDI files (`.mid`, `.midi`, any case) under a folder, sorted by path.
+pub fn list_midi_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    list_files(dir, &["mid", "midi"])
 }
 
 fn fingerprint(cfg: &DatasetConfig, root: &Path, files: &[PathBuf]) -> Result<String> {

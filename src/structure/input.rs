@@ -7,7 +7,7 @@
 
 use super::notes::{InstrumentSelection, SongBars, TokenTable};
 use super::similarity::Distribution;
-use crate::data::prepare::{encode_file, list_midi_files};
+use crate::data::prepare::{encode_file, list_files, list_midi_files};
 use crate::data::{DatasetConfig, Manifest, Split, TokenStore};
 use crate::tokens::{self, Token, Vocab};
 use anyhow::{bail, Context, Result};
@@ -97,24 +97,6 @@ pub struct Corpus {
     pub distribution: Distribution,
     /// Files not used (unreadable, not encodable, duplicates), in path order.
     pub skipped: Vec<Skipped>,
-}
-
-/// Lists the files under `dir` whose extension (any case) is one of `exts`, sorted.
-fn list_files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
-        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
-        let ok = entry
-            .path()
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)));
-        if entry.file_type().is_file() && ok {
-            files.push(entry.into_path());
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// Decides what an input folder is; refuses files, missing paths, empty folders and
