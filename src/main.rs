@@ -280,10 +280,12 @@ fn run(cli: Cli) -> Result<()> {
                 "finished"
             };
             println!(
-                "{verb} step {} of {}: last loss {:.4}, best valid loss {}, {} tokens in {:.1} s",
+                "{verb} step {} of {}: last loss {}, best valid loss {}, {} tokens in {:.1} s",
                 s.step,
                 cfg.train.steps,
-                summary.last_loss,
+                summary
+                    .last_loss
+                    .map_or("-".to_string(), |v| format!("{v:.4}")),
                 s.best_valid.map_or("-".to_string(), |v| format!("{v:.4}")),
                 s.tokens,
                 s.seconds

@@ -193,8 +193,9 @@ pub struct TrainSummary {
     pub run_dir: PathBuf,
     /// The final state.
     pub state: TrainState,
-    /// Training loss of the last step.
-    pub last_loss: f64,
+    /// Training loss of the last step this call ran (none when the run was
+    /// already finished).
+    pub last_loss: Option<f64>,
     /// True when stopped by Ctrl-C before the last step.
     pub interrupted: bool,
 }
@@ -237,7 +238,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         return Ok(TrainSummary {
             run_dir: paths.dir,
             state,
-            last_loss: f64::NAN,
+            last_loss: None,
             interrupted: false,
         });
     }
@@ -268,7 +269,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
     let valid_csv = paths.dir.join("valid.csv");
     let started = Instant::now();
     let seconds_before = state.seconds;
-    let mut last_loss = f64::NAN;
+    let mut last_loss = None;
     let autocast = t.bf16 && device.is_cuda();
     while state.step < t.steps {
         if INTERRUPTED.load(Ordering::SeqCst) {
@@ -314,7 +315,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         state.step += 1;
         state.data = position;
         state.tokens += tokens as u64;
-        last_loss = loss;
+        last_loss = Some(loss);
         let tps = tokens as f64 / step_start.elapsed().as_secs_f64();
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         append_csv(
