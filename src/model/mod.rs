@@ -7,6 +7,7 @@
 //! that advances one token at a time without recomputing the prefix.
 
 pub mod layers;
+pub mod layout;
 pub mod transformer;
 
 use crate::tokens::{Token, Vocab};
