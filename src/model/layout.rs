@@ -95,12 +95,14 @@ impl Layout {
             "bar indices must not decrease"
         );
         let count = token_bar.last().map_or(0, |&b| b + 1);
-        let mut bars = vec![(0, 0); count];
-        for b in 0..count {
-            let start = token_bar.partition_point(|&x| x < b);
-            let end = token_bar.partition_point(|&x| x <= b);
-            bars[b] = (start, end);
-        }
+        let bars = (0..count)
+            .map(|b| {
+                (
+                    token_bar.partition_point(|&x| x < b),
+                    token_bar.partition_point(|&x| x <= b),
+                )
+            })
+            .collect();
         Layout {
             token_bar: token_bar.to_vec(),
             bars,
