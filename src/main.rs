@@ -81,28 +81,8 @@ enum Command {
     Generate {
         /// The run folder.
         run_dir: PathBuf,
-        /// Number of pieces.
-        #[arg(long, default_value_t = 1)]
-        num: usize,
-        /// Sample among the k most likely tokens.
-        #[arg(long, default_value_t = 8)]
-        top_k: i64,
-        /// Softmax temperature.
-        #[arg(long, default_value_t = 1.0)]
-        temperature: f64,
-        /// Sampling seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Maximum tokens per piece.
-        #[arg(long, default_value_t = 20_480)]
-        max_len: usize,
-        /// Token file to continue from.
-        #[arg(long)]
-        prompt: Option<PathBuf>,
-        /// Recompute the prefix at every step instead of using the decoding state
-        /// (slow; for measuring the cache).
-        #[arg(long)]
-        no_cache: bool,
+        #[command(flatten)]
+        opts: GenerateOptions,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -302,33 +282,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Generate {
-            run_dir,
-            num,
-            top_k,
-            temperature,
-            seed,
-            max_len,
-            prompt,
-            no_cache,
-            out,
-        } => {
-            let prompt = match prompt {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("cannot read {}", p.display()))?,
-                ),
-                None => None,
-            };
-            let opts = GenerateOptions {
-                num,
-                top_k,
-                temperature,
-                seed,
-                max_len,
-                prompt,
-                no_cache,
-            };
+        Command::Generate { run_dir, opts, out } => {
             let reports = museformer::eval::generate::generate(&run_dir, &opts, &out)?;
             for r in &reports {
                 println!(

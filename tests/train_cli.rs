@@ -127,6 +127,45 @@ fn train_eval_generate_and_resume() {
     }
     assert!(gen.join("generation.json").exists());
 
+    // A prompt is continued; a bad prompt file is named with its first bad token.
+    let prompt = write(
+        tmp.path(),
+        "prompt.txt",
+        b"t-35 o-0 i-80 p-60 d-8 v-20 b-1\n",
+    );
+    let gen2 = tmp.path().join("gen2");
+    let args = [
+        "generate",
+        run_a.to_str().unwrap(),
+        "--max-len",
+        "50",
+        "--prompt",
+        prompt.to_str().unwrap(),
+    ];
+    run(&[&args[..], &["--out", gen2.to_str().unwrap()]].concat());
+    let sampled = std::fs::read_to_string(gen2.join("piece-000.sampled.txt")).unwrap();
+    assert!(
+        sampled.starts_with("t-35 o-0 i-80 p-60 d-8 v-20 b-1"),
+        "{sampled}"
+    );
+    let bad = write(tmp.path(), "bad-prompt.txt", b"t-35 o-0 x-1\n");
+    let out = bin()
+        .args([
+            "generate",
+            run_a.to_str().unwrap(),
+            "--prompt",
+            bad.to_str().unwrap(),
+            "--out",
+            gen2.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad-prompt.txt") && err.contains("token 3 (`x-1`)"),
+        "{err}"
+    );
+
     // 15 steps, then --resume to 30, equals 30 steps straight through.
     let runs_b = tmp.path().join("runs-b");
     let first = run(&[

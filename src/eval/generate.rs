@@ -15,23 +15,30 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// Sampling settings.
-#[derive(Debug, Clone)]
+/// Sampling settings (also the flags of `museformer generate`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct GenerateOptions {
-    /// Pieces to generate.
+    /// Number of pieces.
+    #[arg(long, default_value_t = 1)]
     pub num: usize,
     /// Sample among the k most likely tokens.
+    #[arg(long, default_value_t = 8)]
     pub top_k: i64,
     /// Softmax temperature.
+    #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
-    /// Seed of the sampling.
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Stop after this many tokens.
+    /// Maximum tokens per piece.
+    #[arg(long, default_value_t = 20_480)]
     pub max_len: usize,
-    /// Tokens to start from (their text, as `museformer encode` prints).
-    pub prompt: Option<String>,
-    /// Recompute the whole prefix at every step instead of using the state (for
-    /// measuring what the cache saves).
+    /// Token file to continue from (as `museformer encode` prints).
+    #[arg(long)]
+    pub prompt: Option<PathBuf>,
+    /// Recompute the prefix at every step instead of using the decoding state
+    /// (slow; for measuring the cache).
+    #[arg(long)]
     pub no_cache: bool,
 }
 
@@ -167,11 +174,15 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
     let run = load_run(run_dir, None)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let prompt: Vec<u16> = match &opts.prompt {
-        Some(text) => tokens::parse_tokens(text, &run.vocab)
-            .context("the prompt")?
-            .into_iter()
-            .map(|t| run.vocab.id(t))
-            .collect(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            tokens::parse_tokens(&text, &run.vocab)
+                .with_context(|| format!("{}", path.display()))?
+                .into_iter()
+                .map(|t| run.vocab.id(t))
+                .collect()
+        }
         None => Vec::new(),
     };
     tch::manual_seed(opts.seed as i64);
