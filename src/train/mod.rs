@@ -140,7 +140,9 @@ fn load_checkpoint(dir: &Path, vs: &mut nn::VarStore, opt: &mut Adam) -> Result<
     serde_json::from_str(&text).with_context(|| format!("{} is corrupt", file.display()))
 }
 
-/// Mean validation loss per token over the valid split.
+/// Mean validation loss per token over the valid split: the token-weighted
+/// negative log-likelihood of each song's first `train.valid_max_tokens` targets,
+/// computed by the evaluator's [`perplexity`](crate::eval::perplexity).
 pub fn validate(
     model: &dyn LanguageModel,
     store: &TokenStore,
@@ -148,28 +150,9 @@ pub fn validate(
     cfg: &ExperimentConfig,
     device: tch::Device,
 ) -> Result<f64> {
-    let songs = store.split_indices(Split::Valid);
-    let (mut sum, mut count) = (0.0, 0i64);
-    tch::no_grad(|| {
-        for &i in &songs {
-            let seq = data::sequence(
-                store,
-                i,
-                vocab,
-                cfg.model.positions,
-                cfg.train.valid_max_tokens,
-            );
-            let tb = TrainBatch::collate(&[seq]).to(device);
-            sum += batch_loss(model, &tb, false).double_value(&[]) * tb.tokens as f64;
-            count += tb.tokens;
-        }
-    });
-    anyhow::ensure!(
-        count > 0,
-        "the valid split of {} is empty",
-        store.dir().display()
-    );
-    Ok(sum / count as f64)
+    let length = cfg.train.valid_max_tokens;
+    let rows = crate::eval::perplexity(model, store, vocab, cfg, Split::Valid, &[length], device)?;
+    Ok(rows[0].nll)
 }
 
 fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
