@@ -4,6 +4,8 @@
 //! prepared datasets ([`data`]) → structure statistics ([`structure`]), models,
 //! evaluation.
 
+#[path = "../baselines/mod.rs"]
+pub mod baselines;
 pub mod config;
 pub mod data;
 pub mod eval;

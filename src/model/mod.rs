@@ -184,6 +184,19 @@ pub struct ModelConfig {
     pub attention_dropout: f64,
     /// Embedding limits.
     pub positions: PositionLimits,
+    /// Museformer (`kind: museformer`): fine- and coarse-grained bars.
+    pub layout: layout::LayoutConfig,
+    /// Music Transformer: relative distances up to this many tokens have their own
+    /// embedding; farther ones share the last.
+    pub max_relative: i64,
+    /// Transformer-XL: segment length (tokens processed together).
+    pub segment: i64,
+    /// Transformer-XL: memory length (cached hidden states of earlier segments).
+    pub memory: i64,
+    /// Longformer: each token attends to itself and this many previous tokens.
+    pub window: i64,
+    /// Linear Transformer: chunk length of the chunked causal prefix sums.
+    pub chunk: i64,
 }
 
 impl Default for ModelConfig {
@@ -201,6 +214,12 @@ impl Default for ModelConfig {
             dropout: 0.1,
             attention_dropout: 0.1,
             positions: PositionLimits::default(),
+            layout: layout::LayoutConfig::default(),
+            max_relative: 1024,
+            segment: 1024,
+            memory: 1024,
+            window: 1024,
+            chunk: 128,
         }
     }
 }
