@@ -27,10 +27,11 @@ corpus: setup
 test: build corpus
     cargo test --release -- --test-threads 2
 
-# The main job on the embedded default: fetch the corpus, prepare it, summarize.
-reproduce: build corpus
-    {{bin}} data prepare experiments/data/default.yaml
-    {{bin}} data summary data/default
+# The main job: the mini suite (all seven rows of Table 1, small, on the default
+# corpus, CPU) into results/mini/; finished stages are cached (docs/reproduce.md).
+# `just reproduce experiments/suites/paper.yaml` runs the paper's setting.
+reproduce suite="experiments/suites/mini.yaml": build corpus
+    {{bin}} reproduce {{suite}}
 
 # Benchmarks; results go to docs/performance.md by hand.
 bench: build corpus bench-data bench-structure bench-train

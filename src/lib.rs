@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: MIDI files ([`midi`]) → REMIGEN2 tokens ([`tokens`]) →
 //! prepared datasets ([`data`]) → structure statistics ([`structure`]), models,
-//! evaluation.
+//! training ([`train`]), evaluation ([`eval`]); [`pipeline`] runs a suite of
+//! experiments as cached stages and [`report`] writes the paper's tables and figures.
 
 #[path = "../baselines/mod.rs"]
 pub mod baselines;
@@ -11,6 +12,9 @@ pub mod data;
 pub mod eval;
 pub mod midi;
 pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod report;
 pub mod structure;
 pub mod tokens;
 pub mod train;

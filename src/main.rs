@@ -87,6 +87,45 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run a suite (experiments/suites/*.yaml) end to end: prepare the data, the
+    /// training data's similarity statistics, then for each row of Table 1 train,
+    /// evaluate (PPL), generate pieces and measure their similarity error, and write
+    /// the report into results/<suite>/. Finished stages are cached: a second run
+    /// skips them and says so; an interrupted training resumes from its checkpoint.
+    /// See docs/reproduce.md.
+    Reproduce {
+        /// Suite file.
+        #[arg(default_value = "experiments/suites/mini.yaml")]
+        suite: PathBuf,
+        /// Redo a stage even when cached: a stage name (`train:museformer`,
+        /// `similarity`) or a kind (prepare, similarity, train, eval, generate, se,
+        /// report); repeatable.
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        #[command(flatten)]
+        folders: SuiteFolders,
+    },
+    /// Write the report of a suite (Table 1, Figure 3, the Appendix-C figure,
+    /// provenance.json) into results/<suite>/ from its finished stages.
+    Report {
+        /// Suite file.
+        #[arg(default_value = "experiments/suites/mini.yaml")]
+        suite: PathBuf,
+        #[command(flatten)]
+        folders: SuiteFolders,
+    },
+}
+
+/// Where a suite's stages and reports go.
+#[derive(Args)]
+struct SuiteFolders {
+    /// Folder of the stages' work: records, run folders, generated pieces
+    /// (`<work>/<suite>/`).
+    #[arg(long, default_value = "runs/suites")]
+    work: PathBuf,
+    /// Folder of the reports (`<results>/<suite>/`).
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
 }
 
 #[derive(Args)]
@@ -297,6 +336,31 @@ fn run(cli: Cli) -> Result<()> {
                     r.kept,
                     r.tokens_per_sec
                 );
+            }
+        }
+        Command::Reproduce {
+            suite,
+            force,
+            folders,
+        } => {
+            let outcome = museformer::pipeline::reproduce(&museformer::pipeline::Options {
+                suite,
+                work: folders.work,
+                results: folders.results,
+                force,
+            })?;
+            println!(
+                "{} stages run, {} cached, in {:.1} s; report: {}",
+                outcome.ran.len(),
+                outcome.cached.len(),
+                outcome.seconds,
+                outcome.results.display()
+            );
+        }
+        Command::Report { suite, folders } => {
+            let files = museformer::pipeline::report(&suite, &folders.work, &folders.results)?;
+            for f in files {
+                println!("wrote {}", f.display());
             }
         }
         Command::Data(DataCommand::Summary { dir }) => {

@@ -317,7 +317,7 @@ pub fn bar_starts(tokens: &[Token]) -> Vec<u32> {
 }
 
 fn progress(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
+    let bar = crate::progress::bar(len as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} encoding [{bar:30}] {pos}/{len} files, {per_sec} ({eta} left) {msg}",
@@ -328,22 +328,39 @@ fn progress(len: usize) -> ProgressBar {
     bar
 }
 
-/// Prepares a dataset as its configuration says; `force` rebuilds even when the
-/// dataset is up to date.
-pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
-    let start = Instant::now();
-    let root = &cfg.midi_dir;
-    if !root.is_dir() {
+/// Refuses a dataset whose MIDI folder is missing, saying what to do (the dataset
+/// file's `missing_help`, e.g. where to download LMD).
+pub fn check_midi_dir(cfg: &DatasetConfig) -> Result<()> {
+    if !cfg.midi_dir.is_dir() {
         let help = cfg
             .missing_help
             .as_deref()
             .unwrap_or("check `midi_dir` in the dataset file");
         bail!(
             "the MIDI folder {} of dataset `{}` does not exist: {help}",
-            root.display(),
+            cfg.midi_dir.display(),
             cfg.name
         );
     }
+    Ok(())
+}
+
+/// The fingerprint [`prepare`] compares with the manifest's to decide whether a
+/// dataset is up to date: the dataset format, the settings, the split lists and
+/// every input file's path, size and modification time (not the contents, so it
+/// stays cheap on large corpora). An error when the MIDI folder is missing.
+pub fn input_fingerprint(cfg: &DatasetConfig) -> Result<String> {
+    check_midi_dir(cfg)?;
+    let files = list_midi_files(&cfg.midi_dir)?;
+    fingerprint(cfg, &cfg.midi_dir, &files)
+}
+
+/// Prepares a dataset as its configuration says; `force` rebuilds even when the
+/// dataset is up to date.
+pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
+    let start = Instant::now();
+    let root = &cfg.midi_dir;
+    check_midi_dir(cfg)?;
     let files = list_midi_files(root)?;
     let print = fingerprint(cfg, root, &files)?;
     if !force {

@@ -186,7 +186,7 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
         None => Vec::new(),
     };
     tch::manual_seed(opts.seed as i64);
-    let bar = ProgressBar::new((opts.num * opts.max_len) as u64);
+    let bar = crate::progress::bar((opts.num * opts.max_len) as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} generating piece {msg} [{bar:25}] {per_sec}")
             .expect("valid template")

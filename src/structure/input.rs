@@ -136,7 +136,7 @@ pub fn classify(path: &Path) -> Result<InputKind> {
 
 /// A progress bar for reading files (hidden when stderr is not a terminal).
 fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
+    let bar = crate::progress::bar(len as u64);
     let template = format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} files ({{eta}} left)");
     bar.set_style(
         ProgressStyle::with_template(&template)

@@ -15,7 +15,7 @@
 use super::notes::{InstrumentSelection, SongBars};
 use crate::tokens::Token;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Songs per block of the parallel reduction (fixed, for reproducible sums).
 const BLOCK: usize = 64;
@@ -62,7 +62,7 @@ pub fn bar_similarity(a: &[u32], b: &[u32]) -> Option<f64> {
 }
 
 /// The pairs of bars at one interval `t`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct IntervalStats {
     /// Number of bar pairs with a similarity.
     pub pairs: u64,
@@ -103,7 +103,7 @@ impl IntervalStats {
 }
 
 /// What went into a distribution, and what was skipped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Songs seen.
     pub songs: u64,
@@ -135,7 +135,7 @@ impl Counts {
 }
 
 /// The similarity distribution of a corpus: [`IntervalStats`] for t = 1..=T.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
     intervals: Vec<IntervalStats>,
     /// Songs and pairs counted and skipped.

@@ -15,7 +15,7 @@ use crate::model::{self, LanguageModel};
 use crate::tokens::Vocab;
 use anyhow::{bail, Context, Result};
 use data::{DataPosition, Loader, LoaderConfig, TrainBatch, IGNORE};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressStyle;
 use optim::{learning_rate, Adam};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -241,7 +241,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         },
         state.data,
     )?;
-    let bar = ProgressBar::new(t.steps as u64);
+    let bar = crate::progress::bar(t.steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:25}] {msg} ({eta} left)")
             .expect("valid template")

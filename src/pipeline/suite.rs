@@ -1,0 +1,313 @@
+//! Suite files (`experiments/suites/*.yaml`): which experiments make the rows of
+//! the paper's Table 1, on which dataset, with which overrides, and how pieces are
+//! generated for the similarity error. Unknown keys are errors naming the file, the
+//! line and the key; a row whose experiment file is missing or invalid is named.
+//! Paths in a suite file are relative to the current folder (the repository root),
+//! like the `dataset:` of experiment files.
+
+use crate::config::ExperimentConfig;
+use crate::data::DatasetConfig;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The paper's three prefix lengths of Table 1, beside which our lengths are shown.
+pub const PAPER_LENGTHS: [usize; 3] = [1024, 5120, 10_240];
+
+/// The paper's numbers for one row of Table 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperNumbers {
+    /// Perplexity at 1,024, 5,120 and 10,240 tokens.
+    pub ppl: [f64; 3],
+    /// Similarity error in percent.
+    pub se: f64,
+}
+
+/// One row of Table 1: a label and the experiment that fills it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    /// Row label (e.g. `Music Transformer`); its [`slug`] names the row's stages.
+    pub label: String,
+    /// Experiment file (`experiments/*.yaml`).
+    pub experiment: PathBuf,
+    /// Overrides for this row only, applied after the suite's `set`.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// The paper's numbers for this row, shown beside ours.
+    #[serde(default)]
+    pub paper: Option<PaperNumbers>,
+}
+
+/// How pieces are generated for the similarity error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerateSettings {
+    /// Pieces per model.
+    pub num: usize,
+    /// Maximum tokens per piece.
+    pub max_len: usize,
+    /// Top-k sampling.
+    pub top_k: i64,
+    /// Softmax temperature.
+    pub temperature: f64,
+    /// Sampling seed.
+    pub seed: u64,
+}
+
+impl Default for GenerateSettings {
+    fn default() -> Self {
+        GenerateSettings {
+            num: 10,
+            max_len: 20_480,
+            top_k: 8,
+            temperature: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Evaluation settings of a suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuiteEval {
+    /// The three prefix lengths of Table 1's perplexity columns.
+    pub lengths: Vec<usize>,
+    /// T of the similarity statistics and the similarity error (the paper: 40).
+    pub max_interval: usize,
+}
+
+impl Default for SuiteEval {
+    fn default() -> Self {
+        SuiteEval {
+            lengths: PAPER_LENGTHS.to_vec(),
+            max_interval: 40,
+        }
+    }
+}
+
+/// A suite file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Suite name: the folders `runs/suites/<name>/` and `results/<name>/`.
+    pub name: String,
+    /// Dataset file every experiment of the suite uses (it replaces the
+    /// experiments' own `dataset`).
+    pub dataset: PathBuf,
+    /// Label of the row the listening tables compare the others with (Museformer).
+    pub reference: String,
+    /// Overrides applied to every experiment (`train.steps=300`, ...).
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// Perplexity lengths and the similarity statistics' T.
+    #[serde(default)]
+    pub eval: SuiteEval,
+    /// Generation for the similarity error.
+    #[serde(default)]
+    pub generate: GenerateSettings,
+    /// The rows of Table 1, in order.
+    pub rows: Vec<Row>,
+}
+
+/// A row's label as a stage-name part: lower case, runs of other characters as one
+/// `-` (`w/o coarse-grained` → `w-o-coarse-grained`).
+pub fn slug(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+impl Suite {
+    /// Reads and checks a suite file: the keys, the reference row, unique labels,
+    /// three lengths, and that the dataset file and every experiment file exist and
+    /// load with the suite's overrides.
+    pub fn load(path: &Path) -> Result<Suite> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read suite file {}", path.display()))?;
+        let suite: Suite = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not a valid suite file", path.display()))?;
+        suite
+            .check()
+            .with_context(|| format!("suite file {}", path.display()))?;
+        Ok(suite)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.')
+        {
+            bail!(
+                "`name: {}` must be a plain folder name (no slashes)",
+                self.name
+            );
+        }
+        if self.rows.is_empty() {
+            bail!("`rows` is empty: a suite needs at least one experiment");
+        }
+        if self.eval.lengths.len() != 3 || self.eval.lengths.contains(&0) {
+            bail!(
+                "`eval.lengths` must be three positive lengths (Table 1's columns), not {:?}",
+                self.eval.lengths
+            );
+        }
+        if self.eval.max_interval == 0 {
+            bail!("`eval.max_interval` must be at least 1");
+        }
+        if self.generate.num == 0 || self.generate.max_len == 0 {
+            bail!("`generate.num` and `generate.max_len` must be at least 1");
+        }
+        for (i, row) in self.rows.iter().enumerate() {
+            let s = slug(&row.label);
+            if s.is_empty() {
+                bail!(
+                    "row {}: the label `{}` needs a letter or digit",
+                    i + 1,
+                    row.label
+                );
+            }
+            if let Some(other) = self.rows[..i].iter().find(|r| slug(&r.label) == s) {
+                bail!(
+                    "rows `{}` and `{}` have the same stage name `{s}`; give them distinct labels",
+                    other.label,
+                    row.label
+                );
+            }
+        }
+        if !self.rows.iter().any(|r| r.label == self.reference) {
+            bail!(
+                "`reference: {}` is not the label of a row (the labels: {})",
+                self.reference,
+                self.labels().join(", ")
+            );
+        }
+        DatasetConfig::load(&self.dataset).context("`dataset`")?;
+        for row in &self.rows {
+            if !row.experiment.is_file() {
+                bail!(
+                    "row `{}`: the experiment file {} does not exist",
+                    row.label,
+                    row.experiment.display()
+                );
+            }
+            self.experiment(row)?;
+        }
+        Ok(())
+    }
+
+    /// The row labels, in order.
+    pub fn labels(&self) -> Vec<String> {
+        self.rows.iter().map(|r| r.label.clone()).collect()
+    }
+
+    /// The resolved experiment of a row: its file with the suite's and the row's
+    /// overrides, on the suite's dataset.
+    pub fn experiment(&self, row: &Row) -> Result<ExperimentConfig> {
+        let sets: Vec<String> = self.set.iter().chain(&row.set).cloned().collect();
+        let mut cfg = ExperimentConfig::load(&row.experiment, &sets)
+            .with_context(|| format!("row `{}`", row.label))?;
+        cfg.dataset = self.dataset.clone();
+        Ok(cfg)
+    }
+
+    /// The reference row.
+    pub fn reference_row(&self) -> &Row {
+        self.rows
+            .iter()
+            .find(|r| r.label == self.reference)
+            .expect("checked when loaded")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_stage_names() {
+        assert_eq!(slug("Music Transformer"), "music-transformer");
+        assert_eq!(slug("w/o coarse-grained"), "w-o-coarse-grained");
+        assert_eq!(slug("  Museformer!"), "museformer");
+        assert_eq!(slug("//"), "");
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn bad_suites_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        write(dir.path(), "data.yaml", "name: d\nmidi_dir: m\nout: o\n");
+        write(dir.path(), "e.yaml", "name: e\n");
+        let suite = |rows: &str, extra: &str| {
+            format!("name: s\ndataset: {d}/data.yaml\nreference: A\n{extra}rows:\n{rows}")
+        };
+        let ok = write(
+            dir.path(),
+            "ok.yaml",
+            &suite(
+                &format!("  - {{label: A, experiment: {d}/e.yaml, paper: {{ppl: [1, 2, 3], se: 4}}}}\n  - {{label: B, experiment: {d}/e.yaml, set: [train.seed=2]}}\n"),
+                "set: [train.steps=5]\n",
+            ),
+        );
+        let s = Suite::load(&ok).unwrap();
+        let b = s.experiment(&s.rows[1]).unwrap();
+        assert_eq!((b.train.steps, b.train.seed), (5, 2));
+        assert_eq!(b.dataset, dir.path().join("data.yaml"));
+        assert_eq!(s.reference_row().label, "A");
+
+        let cases = [
+            (
+                suite(&format!("  - {{label: A, experiment: {d}/missing.yaml}}\n"), ""),
+                vec!["row `A`", "missing.yaml", "does not exist"],
+            ),
+            (
+                suite(&format!("  - {{label: A, experiment: {d}/e.yaml}}\n"), "sett: []\n"),
+                vec!["sett", "line 4"],
+            ),
+            (
+                suite(&format!("  - {{label: B, experiment: {d}/e.yaml}}\n"), ""),
+                vec!["reference: A", "B"],
+            ),
+            (
+                suite(
+                    &format!("  - {{label: A, experiment: {d}/e.yaml}}\n  - {{label: a, experiment: {d}/e.yaml}}\n"),
+                    "",
+                ),
+                vec!["same stage name `a`"],
+            ),
+            (
+                suite(
+                    &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                    "set: [model.layerz=3]\n",
+                ),
+                vec!["row `A`", "layerz"],
+            ),
+            (
+                suite(
+                    &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                    "eval: {lengths: [1, 2]}\n",
+                ),
+                vec!["eval.lengths"],
+            ),
+        ];
+        for (i, (text, words)) in cases.iter().enumerate() {
+            let p = write(dir.path(), &format!("bad{i}.yaml"), text);
+            let err = format!("{:#}", Suite::load(&p).unwrap_err());
+            assert!(err.contains(&format!("bad{i}.yaml")), "{err}");
+            for w in words {
+                assert!(err.contains(w), "case {i}: `{w}` not in: {err}");
+            }
+        }
+    }
+}

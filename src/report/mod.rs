@@ -1,0 +1,392 @@
+//! The paper's report of a suite, written into `results/<suite>/`: Table 1
+//! (`table1.{md,csv,tex}`: perplexity at three lengths and the similarity error of
+//! every row, the paper's numbers in the adjacent columns), Figure 3
+//! (`figure3.{png,svg}`: the training data's bar-similarity distribution), an
+//! Appendix-C-style figure (`appendix-c.{png,svg}`: each model's generated
+//! distribution against the training data), `provenance.json` and a `README.md`
+//! linking everything. [`crate::pipeline`] gathers the inputs from its stages.
+//!
+//! Not here yet: Figure 4 (the attention benchmark; the lead's part) and Tables 2
+//! and 3 from a listening-test ratings file. TODO(lead): once `museformer::listening`
+//! is merged, add `--ratings FILE` to `museformer report` and write its tables here.
+
+pub mod table;
+
+use crate::pipeline::suite::{PaperNumbers, PAPER_LENGTHS};
+use crate::structure::plot::{self, DistanceRow, Series};
+use crate::structure::{distribution_distance, select_bars, Distribution};
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Intervals with pairs from fewer songs are drawn hollow in the figures.
+const MIN_SONGS: u64 = 10;
+
+/// One row of Table 1 with what the figures need.
+#[derive(Debug, Clone)]
+pub struct RowResult {
+    /// Row label.
+    pub label: String,
+    /// Perplexity at the suite's three lengths.
+    pub ppl: Vec<f64>,
+    /// Similarity error in percent (`None` when the generated pieces have no bar
+    /// pair in common with the training data; see `se_note`).
+    pub se: Option<f64>,
+    /// Why there is no SE, or which intervals it left out.
+    pub se_note: Option<String>,
+    /// The paper's numbers.
+    pub paper: Option<PaperNumbers>,
+    /// Similarity distribution of the generated pieces.
+    pub generated: Distribution,
+    /// Pieces generated.
+    pub pieces: usize,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone)]
+pub struct ReportInput {
+    /// Suite name.
+    pub suite: String,
+    /// The suite's three perplexity lengths.
+    pub lengths: Vec<usize>,
+    /// What the numbers are, in one sentence (model sizes, steps, data).
+    pub setting: String,
+    /// The rows, in suite order.
+    pub rows: Vec<RowResult>,
+    /// Name of the training data in the figures.
+    pub training_name: String,
+    /// The training split's similarity distribution.
+    pub training: Distribution,
+    /// Provenance, written as `provenance.json`.
+    pub provenance: serde_json::Value,
+}
+
+/// Table 1 as a frame: model, then for each length our PPL and the paper's, then
+/// our SE and the paper's.
+pub fn table1(input: &ReportInput) -> Result<DataFrame> {
+    let mut cols: Vec<Column> = vec![Column::new(
+        "model".into(),
+        input
+            .rows
+            .iter()
+            .map(|r| r.label.as_str())
+            .collect::<Vec<_>>(),
+    )];
+    for (k, len) in input.lengths.iter().enumerate() {
+        cols.push(Column::new(
+            format!("PPL@{len}").into(),
+            input
+                .rows
+                .iter()
+                .map(|r| r.ppl.get(k).copied())
+                .collect::<Vec<_>>(),
+        ));
+        cols.push(Column::new(
+            format!("paper PPL@{}", PAPER_LENGTHS[k]).into(),
+            input
+                .rows
+                .iter()
+                .map(|r| r.paper.map(|p| p.ppl[k]))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    cols.push(Column::new(
+        "SE (%)".into(),
+        input.rows.iter().map(|r| r.se).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "paper SE (%)".into(),
+        input
+            .rows
+            .iter()
+            .map(|r| r.paper.map(|p| p.se))
+            .collect::<Vec<_>>(),
+    ));
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+/// The note above Table 1.
+fn table_note(input: &ReportInput) -> String {
+    format!(
+        "Table 1 of the `{}` suite: perplexity (PPL) on the test split over the first {} tokens of each song, \
+         and the similarity error (SE, Eq. 6, %, T = {}) of generated pieces against the training data. {} \
+         The paper's numbers (LMD, full-size models, lengths {}) stand in the adjacent columns for reference; \
+         small-scale numbers are not expected to match them.",
+        input.suite,
+        join(&input.lengths),
+        input.training.max_interval(),
+        input.setting,
+        join(&PAPER_LENGTHS),
+    )
+}
+
+fn join(xs: &[usize]) -> String {
+    xs.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The similarity-error notes under Table 1 (rows without SE, intervals left out).
+fn se_notes(input: &ReportInput) -> Vec<String> {
+    input
+        .rows
+        .iter()
+        .filter_map(|r| {
+            r.se_note
+                .as_ref()
+                .map(|n| format!("{}: {n} ({} pieces)", r.label, r.pieces))
+        })
+        .collect()
+}
+
+/// Writes the report into `out` (created); returns the files written.
+pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut written = Vec::new();
+    let mut df = table1(input)?;
+    let note = table_note(input);
+    let notes = se_notes(input);
+
+    let md_table = table::to_markdown(&df, 2)?;
+    let mut md = format!("{note}\n\n{md_table}");
+    for n in &notes {
+        md.push_str(&format!("\n- {n}"));
+    }
+    md.push('\n');
+    written.push(write_file(&out.join("table1.md"), &md)?);
+    let csv = out.join("table1.csv");
+    table::write_csv(&mut df, &csv)?;
+    written.push(csv);
+    written.push(write_file(
+        &out.join("table1.tex"),
+        &table::to_latex(&df, 2, &note, &format!("tab:{}-table1", input.suite))?,
+    )?);
+
+    let training_highlight = select_bars(&input.training, 8, MIN_SONGS, &[])
+        .map(|s| s.chosen)
+        .unwrap_or_default();
+    let training = Series {
+        name: &input.training_name,
+        distribution: &input.training,
+        highlight: &training_highlight,
+        min_songs: MIN_SONGS,
+    };
+    for ext in ["png", "svg"] {
+        let path = out.join(format!("figure3.{ext}"));
+        plot::similarity_figure(
+            &path,
+            std::slice::from_ref(&training),
+            &[],
+        )
+        .with_context(|| format!("cannot draw {}", path.display()))?;
+        written.push(path);
+    }
+
+    let names: Vec<String> = input
+        .rows
+        .iter()
+        .map(|r| format!("{} (generated)", r.label))
+        .collect();
+    let t_max = input.training.max_interval();
+    let distances: Vec<_> = input
+        .rows
+        .iter()
+        .map(|r| distribution_distance(&r.generated, &input.training, t_max))
+        .collect();
+    let mut series = vec![Series {
+        highlight: &[],
+        ..training
+    }];
+    for (r, name) in input.rows.iter().zip(&names) {
+        series.push(Series {
+            name,
+            distribution: &r.generated,
+            highlight: &[],
+            min_songs: MIN_SONGS,
+        });
+    }
+    let rows: Vec<DistanceRow> = names
+        .iter()
+        .zip(&distances)
+        .map(|(name, d)| DistanceRow {
+            a: name,
+            b: &input.training_name,
+            distance: d.as_ref(),
+        })
+        .collect();
+    for ext in ["png", "svg"] {
+        let path = out.join(format!("appendix-c.{ext}"));
+        plot::similarity_figure(&path, &series, &rows)
+            .with_context(|| format!("cannot draw {}", path.display()))?;
+        written.push(path);
+    }
+
+    written.push(write_file(
+        &out.join("provenance.json"),
+        &serde_json::to_string_pretty(&input.provenance)?,
+    )?);
+    written.push(write_file(
+        &out.join("README.md"),
+        &readme(input, &note, &md_table, &notes),
+    )?);
+    Ok(written)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<PathBuf> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
+/// `results/<suite>/README.md`: the table and links to every file.
+fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> String {
+    let mut s = format!(
+        "# Results of the `{}` suite\n\nWritten by `museformer reproduce` / `museformer report` \
+         (see `docs/reproduce.md`); where and when: [`provenance.json`](provenance.json).\n\n\
+         ## Table 1\n\n{note}\n\n{md_table}",
+        input.suite
+    );
+    for n in notes {
+        s.push_str(&format!("\n- {n}"));
+    }
+    s.push_str(
+        "\n\nAlso as [CSV](table1.csv) and [LaTeX](table1.tex).\n\n\
+         ## Figure 3: the training data's bar-similarity distribution\n\n\
+         ![Figure 3](figure3.png) ([SVG](figure3.svg))\n\n\
+         ## Appendix C: generated pieces against the training data\n\n\
+         Each model's similarity distribution of its generated pieces beside the training \
+         data's; the table under the panels gives the mean |ΔL_t| (the similarity error).\n\n\
+         ![Appendix C](appendix-c.png) ([SVG](appendix-c.svg))\n\n\
+         ## Not in this report yet\n\n\
+         - Figure 4 (memory and speed of the attention against sequence length) comes from \
+         the attention benchmark.\n\
+         - Tables 2 and 3 (listening test) need a ratings file and `museformer stats listening`.\n",
+    );
+    let mut per_row = String::from("\n## Generated pieces\n\n| model | pieces | SE intervals |\n| --- | ---: | --- |\n");
+    for r in &input.rows {
+        per_row.push_str(&format!(
+            "| {} | {} | {} |\n",
+            r.label,
+            r.pieces,
+            r.se_note.as_deref().unwrap_or("all")
+        ));
+    }
+    s.push_str(&per_row);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structure::{InstrumentSelection, SongBars};
+    use crate::tokens::Token;
+
+    fn dist(shift: u8) -> Distribution {
+        let mut d = Distribution::new(4).unwrap();
+        for s in 0..3u8 {
+            let mut toks = Vec::new();
+            for bar in 0..6u8 {
+                toks.extend([
+                    Token::Position(0),
+                    Token::Instrument(0),
+                    Token::Pitch(60 + (bar + s + shift) % 3),
+                    Token::Duration(4),
+                    Token::Velocity(10),
+                    Token::Bar,
+                ]);
+            }
+            d.add_song(&SongBars::from_tokens(toks, InstrumentSelection::Pitched));
+        }
+        d
+    }
+
+    fn input() -> ReportInput {
+        ReportInput {
+            suite: "t".into(),
+            lengths: vec![16, 64, 128],
+            setting: "Tiny models.".into(),
+            rows: vec![
+                RowResult {
+                    label: "A".into(),
+                    ppl: vec![3.0, 2.5, 2.25],
+                    se: Some(1.5),
+                    se_note: None,
+                    paper: Some(PaperNumbers {
+                        ppl: [1.64, 1.41, 1.35],
+                        se: 0.95,
+                    }),
+                    generated: dist(1),
+                    pieces: 2,
+                },
+                RowResult {
+                    label: "B".into(),
+                    ppl: vec![4.0, 3.5, 3.25],
+                    se: None,
+                    se_note: Some("no bar pairs".into()),
+                    paper: None,
+                    generated: Distribution::new(4).unwrap(),
+                    pieces: 2,
+                },
+            ],
+            training_name: "train".into(),
+            training: dist(0),
+            provenance: serde_json::json!({"suite": "t"}),
+        }
+    }
+
+    #[test]
+    fn table1_pairs_ours_with_the_papers() {
+        let df = table1(&input()).unwrap();
+        let names: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "model",
+                "PPL@16",
+                "paper PPL@1024",
+                "PPL@64",
+                "paper PPL@5120",
+                "PPL@128",
+                "paper PPL@10240",
+                "SE (%)",
+                "paper SE (%)"
+            ]
+        );
+        let md = table::to_markdown(&df, 2).unwrap();
+        assert!(
+            md.contains("| A | 3.00 | 1.64 | 2.50 | 1.41 | 2.25 | 1.35 | 1.50 | 0.95 |"),
+            "{md}"
+        );
+        assert!(md.contains("| B | 4.00 | – | 3.50 | – | 3.25 | – | – | – |"), "{md}");
+    }
+
+    #[test]
+    fn the_report_writes_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(&input(), dir.path()).unwrap();
+        for name in [
+            "table1.md",
+            "table1.csv",
+            "table1.tex",
+            "figure3.png",
+            "figure3.svg",
+            "appendix-c.png",
+            "appendix-c.svg",
+            "provenance.json",
+            "README.md",
+        ] {
+            let p = dir.path().join(name);
+            assert!(files.contains(&p), "{name} not listed");
+            assert!(std::fs::metadata(&p).unwrap().len() > 0, "{name} is empty");
+        }
+        let csv = std::fs::read_to_string(dir.path().join("table1.csv")).unwrap();
+        assert!(csv.starts_with("model,PPL@16,paper PPL@1024,"), "{csv}");
+        assert!(csv.contains("B,4.0,,3.5,,3.25,,,"), "{csv}");
+        let md = std::fs::read_to_string(dir.path().join("table1.md")).unwrap();
+        assert!(md.contains("B: no bar pairs (2 pieces)"), "{md}");
+        let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+        for link in ["figure3.png", "appendix-c.svg", "table1.tex", "provenance.json"] {
+            assert!(readme.contains(link), "{link} not linked");
+        }
+    }
+}
