@@ -350,7 +350,7 @@ fn run(cli: Cli) -> Result<()> {
                 force,
             })?;
             println!(
-                "{} stages run, {} cached, in {:.1} s; report: {}",
+                "{} stages run, {} cached, in {:.2} s; report: {}",
                 outcome.ran.len(),
                 outcome.cached.len(),
                 outcome.seconds,

@@ -177,6 +177,9 @@ impl Runner<'_> {
         self.bar.inc(weight);
         self.say(&format!("done    {name}  ({:.1} s)", rec.wall_seconds));
         self.ran.push(name.to_string());
+        if crate::train::interrupt_requested() {
+            bail!("interrupted after stage {name}; run the same command again to continue (finished stages are kept)");
+        }
         Ok(rec)
     }
 }

@@ -19,8 +19,10 @@ use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// Intervals with pairs from fewer songs are drawn hollow in the figures.
+/// Intervals of the training data with pairs from fewer songs are drawn hollow.
 const MIN_SONGS: u64 = 10;
+/// The same for generated pieces (a model has only a few).
+const MIN_GENERATED_SONGS: u64 = 2;
 
 /// One row of Table 1 with what the figures need.
 #[derive(Debug, Clone)]
@@ -194,16 +196,23 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|r| distribution_distance(&r.generated, &input.training, t_max))
         .collect();
-    let mut series = vec![Series {
-        highlight: &[],
-        ..training
-    }];
-    for (r, name) in input.rows.iter().zip(&names) {
+    // A model's handful of pieces: intervals are drawn hollow below 2 pieces.
+    let highlights: Vec<Vec<usize>> = input
+        .rows
+        .iter()
+        .map(|r| {
+            select_bars(&r.generated, 8, MIN_GENERATED_SONGS, &[])
+                .map(|s| s.chosen)
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut series = vec![training];
+    for ((r, name), highlight) in input.rows.iter().zip(&names).zip(&highlights) {
         series.push(Series {
             name,
             distribution: &r.generated,
-            highlight: &[],
-            min_songs: MIN_SONGS,
+            highlight,
+            min_songs: MIN_GENERATED_SONGS,
         });
     }
     let rows: Vec<DistanceRow> = names

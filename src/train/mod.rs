@@ -186,6 +186,13 @@ pub struct TrainSummary {
 /// Set by Ctrl-C: the loop checkpoints and stops.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Whether Ctrl-C was pressed since [`train`] installed its handler and last
+/// started. Training stops by itself; commands that run other work after a
+/// training (`museformer reproduce`) check this between their steps.
+pub fn interrupt_requested() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Trains an experiment in `runs_root/<name>/<hash>/`, resuming from its last
 /// checkpoint when `resume` is set.
 pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<TrainSummary> {
