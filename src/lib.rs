@@ -7,6 +7,7 @@
 
 #[path = "../baselines/mod.rs"]
 pub mod baselines;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;

@@ -77,6 +77,12 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         lengths: Option<Vec<usize>>,
     },
+    /// Look inside a model: Museformer's attention layout.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+    /// Benchmarks: the efficiency curves of Figure 4.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Generate pieces from a trained run with top-k sampling (tokens and MIDI).
     Generate {
         /// The run folder.
@@ -126,6 +132,47 @@ struct SuiteFolders {
     /// Folder of the reports (`<results>/<suite>/`).
     #[arg(long, default_value = "results")]
     results: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum InspectCommand {
+    /// Who attends to what in one piece under an experiment's Museformer layout,
+    /// drawn like the paper's Figure 2b (rows: queries; columns: keys; each bar's
+    /// summary after its tokens; green own bar, blue fine-grained bars, orange
+    /// coarse-grained summaries, purple summarization).
+    Layout {
+        /// Experiment file whose `model.layout` (and dataset grid) to use.
+        experiment: PathBuf,
+        /// File of REMIGEN2 token strings (`<s>` is prepended, as the model sees it).
+        #[arg(long)]
+        tokens: PathBuf,
+        /// The figure (.png or .svg).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write for each token and summary the token and summary indices it
+        /// attends to, as JSON, to this file (or to standard output without one).
+        #[arg(long, num_args = 0..=1, default_missing_value = "-")]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Peak memory and time of a training step (batch 1) at growing maximum
+    /// lengths, Museformer against its full-attention counterpart by default;
+    /// writes attention.csv, attention.json and attention.{png,svg}.
+    Attention(museformer::bench::AttentionOptions),
+    /// One measurement (run by `bench attention` in a child process).
+    #[command(hide = true)]
+    AttentionOne {
+        experiment: PathBuf,
+        #[arg(long)]
+        length: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: museformer::bench::BenchDevice,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
 }
 
 #[derive(Args)]
@@ -199,6 +246,43 @@ enum DataCommand {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Inspect(InspectCommand::Layout {
+            experiment,
+            tokens,
+            out,
+            json,
+        }) => {
+            anyhow::ensure!(
+                out.is_some() || json.is_some(),
+                "say what to write: --out FIGURE and/or --json [FILE]"
+            );
+            let report = museformer::model::inspect::layout_of(&experiment, &tokens)?;
+            if let Some(path) = &out {
+                museformer::model::inspect::draw(&report, path)?;
+                eprintln!("wrote {}", path.display());
+            }
+            match json.as_deref() {
+                Some(p) if p == std::path::Path::new("-") => {
+                    println!("{}", serde_json::to_string(&report)?)
+                }
+                Some(p) => std::fs::write(p, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                None => {}
+            }
+        }
+        Command::Bench(BenchCommand::Attention(opts)) => {
+            museformer::bench::attention(&opts)?;
+            eprintln!("wrote {}/attention.{{csv,json,png,svg}}", opts.out.display());
+        }
+        Command::Bench(BenchCommand::AttentionOne {
+            experiment,
+            length,
+            device,
+            repeats,
+        }) => {
+            let m = museformer::bench::measure_one(&experiment, length, device, repeats)?;
+            println!("{}", serde_json::to_string(&m)?);
+        }
         Command::Encode { file, opts } => {
             let score = midi::read_file(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;

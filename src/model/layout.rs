@@ -109,6 +109,21 @@ impl Layout {
         }
     }
 
+    /// Appends a token of bar `bar` (not below the last token's bar; bars skipped
+    /// over become empty), as incremental decoding sees the sequence grow.
+    pub fn push(&mut self, bar: usize) {
+        let t = self.token_bar.len();
+        assert!(
+            self.token_bar.last().is_none_or(|&last| last <= bar),
+            "bar indices must not decrease"
+        );
+        while self.bars.len() <= bar {
+            self.bars.push((t, t));
+        }
+        self.bars[bar].1 = t + 1;
+        self.token_bar.push(bar);
+    }
+
     /// Number of music tokens.
     pub fn len(&self) -> usize {
         self.token_bar.len()
@@ -175,6 +190,16 @@ mod tests {
     /// Six bars: 2, 1, 3, 0 (empty), 2 and 1 tokens.
     fn layout() -> Layout {
         Layout::new(&[0, 0, 1, 2, 2, 2, 4, 4, 5])
+    }
+
+    #[test]
+    fn pushing_tokens_builds_the_same_layout() {
+        let full = layout();
+        let mut grown = Layout::new(&[]);
+        for &b in &full.token_bar {
+            grown.push(b);
+        }
+        assert_eq!(grown, full);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! that advances one token at a time without recomputing the prefix.
 
 pub mod layers;
+pub mod inspect;
 pub mod layout;
+pub mod museformer;
 pub mod transformer;
 
 use crate::tokens::{Token, Vocab};
@@ -161,8 +163,9 @@ pub fn bar_beat_indices(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Registry name: `transformer` (full attention) or `uniform` (a reference
-    /// model whose every prediction is uniform).
+    /// Registry name: `transformer` (full attention), `museformer` (FC-attention),
+    /// a baseline, or `uniform` (a reference model whose every prediction is
+    /// uniform).
     pub kind: String,
     /// Layers.
     pub layers: i64,
@@ -234,6 +237,9 @@ pub fn build(
         "transformer" => Ok(Box::new(transformer::Transformer::new(
             path, cfg, vocab_size,
         )?)),
+        "museformer" => Ok(Box::new(museformer::Museformer::new(
+            path, cfg, vocab_size,
+        )?)),
         "uniform" => Ok(Box::new(Uniform {
             vocab_size,
             device: path.device(),
@@ -243,7 +249,7 @@ pub fn build(
 }
 
 /// Model kinds the registry knows.
-pub const KINDS: [&str; 2] = ["transformer", "uniform"];
+pub const KINDS: &[&str] = &["transformer", "museformer", "uniform"];
 
 /// A reference model that predicts every token with equal probability: its
 /// perplexity is the vocabulary size. Used to check the evaluator.

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Once;
 
 /// Font family registered for every figure (DejaVu Sans, shipped in `src/assets/`).
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// Series colors (Tableau 10), cycled.
 const COLORS: [RGBColor; 8] = [
@@ -32,7 +32,7 @@ const GRID: RGBColor = RGBColor(225, 225, 225);
 /// The vertical rules at multiples of 4.
 const RULE: RGBColor = RGBColor(200, 200, 200);
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font(

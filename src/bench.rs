@@ -1,0 +1,633 @@
+//! `museformer bench attention`: the efficiency curves of the paper's Figure 4. For
+//! each experiment (by default Museformer and its full-attention counterpart at
+//! the small size) and each maximum length, one training step (forward and
+//! backward, batch 1) on a real piece of that length, in a fresh child process so
+//! that its peak memory is its own: the peak resident memory above what the process
+//! held before the step on the CPU (Linux `VmHWM` after `clear_refs`), time per
+//! step on either device. A child that passes the memory limit is stopped and the
+//! longer lengths of that experiment are skipped. Results go to `attention.csv`
+//! (written after every measurement, so an interruption keeps what was measured),
+//! `attention.json` (with the fitted memory exponents and the provenance) and a
+//! figure `attention.{png,svg}`.
+
+use crate::config::{DeviceChoice, ExperimentConfig};
+use crate::model::{self, bar_beat_indices, Batch, PositionLimits};
+use crate::structure::plot::{register_font, FONT};
+use crate::structure::tables::Machine;
+use crate::tokens::vocab::{BOS_ID, EOS_ID};
+use crate::tokens::Vocab;
+use crate::train::{batch_loss, data::TrainBatch, open_dataset};
+use anyhow::{bail, Context, Result};
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tch::{nn, Device, Tensor};
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Measurement {
+    /// Experiment name.
+    pub experiment: String,
+    /// Model kind.
+    pub kind: String,
+    /// Sequence length (tokens).
+    pub length: usize,
+    /// Bars in the piece.
+    pub bars: usize,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// `ok`, `out of memory`, `skipped` or an error message.
+    pub status: String,
+    /// Peak memory of the step above the memory held before it, MiB (CPU: resident
+    /// memory; CUDA: not measured).
+    pub peak_mb: Option<f64>,
+    /// Peak resident memory of the whole process, MiB.
+    pub process_peak_mb: Option<f64>,
+    /// Mean wall time of one forward + backward step, seconds.
+    pub seconds_per_step: Option<f64>,
+}
+
+/// Options of the benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttentionOptions {
+    /// Experiment files to compare.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "experiments/museformer-small.yaml,experiments/transformer-small.yaml"
+    )]
+    pub experiments: Vec<PathBuf>,
+    /// Maximum sequence lengths, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1024,2048,4096,8192,16384")]
+    pub lengths: Vec<usize>,
+    /// Device: cpu (default), cuda, or auto.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: BenchDevice,
+    /// Timed steps per measurement (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Stop a measurement whose process passes this much resident memory, GiB
+    /// (default: 75% of the machine's memory).
+    #[arg(long)]
+    pub memory_limit_gb: Option<f64>,
+    /// Output folder.
+    #[arg(long, default_value = "results/attention")]
+    pub out: PathBuf,
+}
+
+/// Devices the benchmark runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDevice {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA device.
+    Cuda,
+    /// CUDA when available.
+    Auto,
+}
+
+impl BenchDevice {
+    fn device(self) -> Result<Device> {
+        match self {
+            BenchDevice::Cpu => DeviceChoice::Cpu.device(),
+            BenchDevice::Cuda => DeviceChoice::Cuda.device(),
+            BenchDevice::Auto => DeviceChoice::Auto.device(),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            BenchDevice::Cpu => "cpu",
+            BenchDevice::Cuda => "cuda",
+            BenchDevice::Auto => "auto",
+        }
+    }
+}
+
+/// A benchmark input: `length + 1` ids (inputs and shifted targets), the bar and
+/// beat indices of the inputs, the number of bars and the vocabulary size.
+pub struct Piece {
+    /// Token ids.
+    pub ids: Vec<i64>,
+    /// Bar index of each input.
+    pub bars: Vec<i64>,
+    /// Beat index of each input.
+    pub beats: Vec<i64>,
+    /// Bars in the piece.
+    pub count: usize,
+    /// Vocabulary size of the dataset.
+    pub vocab_size: i64,
+}
+
+/// A piece of exactly `length` input tokens: training songs of the experiment's
+/// dataset one after the other (`<s>` once, bars counted on across songs), with
+/// their bar and beat indices.
+pub fn piece(cfg: &ExperimentConfig, length: usize) -> Result<Piece> {
+    let (store, manifest) = open_dataset(cfg)?;
+    let vocab = Vocab::new(manifest.config.encoding.pos_per_beat);
+    let mut ids = vec![BOS_ID];
+    let songs = store.split_indices(crate::data::Split::Train);
+    anyhow::ensure!(!songs.is_empty(), "the training split of {} is empty", cfg.dataset.display());
+    'fill: for round in 0.. {
+        for &i in &songs {
+            ids.extend(store.song(i).iter().filter(|&&t| t != EOS_ID));
+            if ids.len() > length {
+                break 'fill;
+            }
+        }
+        anyhow::ensure!(round < 10_000, "the training split has no tokens");
+    }
+    ids.truncate(length + 1);
+    let limits = PositionLimits {
+        max_bars: i64::MAX,
+        max_beats: cfg.model.positions.max_beats,
+    };
+    let (bars, beats) = bar_beat_indices(&ids[..length], &vocab, limits);
+    let count = bars.last().map_or(0, |&b| b as usize + 1);
+    Ok(Piece {
+        ids: ids.iter().map(|&x| x as i64).collect(),
+        bars,
+        beats,
+        count,
+        vocab_size: vocab.len() as i64,
+    })
+}
+
+fn status_kib(field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Measures one experiment at one length in this process (the child side).
+pub fn measure_one(experiment: &Path, length: usize, device: BenchDevice, repeats: usize) -> Result<Measurement> {
+    let mut cfg = ExperimentConfig::load(experiment, &[])?;
+    let Piece {
+        ids,
+        bars,
+        beats,
+        count,
+        vocab_size,
+    } = piece(&cfg, length)?;
+    // The piece may have more bars than the embedding covers at this size.
+    cfg.model.positions.max_bars = cfg.model.positions.max_bars.max(count as i64);
+    let dev = device.device()?;
+    tch::manual_seed(cfg.train.seed as i64);
+    let vs = nn::VarStore::new(dev);
+    let model = model::build(&vs.root(), &cfg.model, vocab_size)?;
+    let tb = TrainBatch {
+        batch: Batch::single(&ids[..length], &bars, &beats, dev),
+        targets: Tensor::from_slice(&ids[1..=length]).view([1, -1]).to_device(dev),
+        tokens: length as i64,
+    };
+    let step = || {
+        for v in vs.trainable_variables() {
+            let mut g = v.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        batch_loss(model.as_ref(), &tb, true).backward();
+        if let Device::Cuda(_) = dev {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    step();
+    let cpu = dev == Device::Cpu;
+    let before = if cpu {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        status_kib("VmRSS:")
+    } else {
+        None
+    };
+    let start = Instant::now();
+    for _ in 0..repeats.max(1) {
+        step();
+    }
+    let seconds = start.elapsed().as_secs_f64() / repeats.max(1) as f64;
+    let hwm = status_kib("VmHWM:");
+    Ok(Measurement {
+        experiment: cfg.name.clone(),
+        kind: cfg.model.kind.clone(),
+        length,
+        bars: count,
+        device: if cpu { "cpu".into() } else { "cuda".into() },
+        status: "ok".into(),
+        peak_mb: match (before, hwm) {
+            (Some(b), Some(h)) if cpu => Some((h - b).max(0.0) / 1024.0),
+            _ => None,
+        },
+        process_peak_mb: hwm.map(|h| h / 1024.0),
+        seconds_per_step: Some(seconds),
+    })
+}
+
+fn mem_total_gb() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(16.0, |kib| kib / 1024.0 / 1024.0)
+}
+
+fn child_rss_gb(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<f64>()
+        .ok()
+        .map(|k| k / 1024.0 / 1024.0)
+}
+
+/// Runs one measurement in a child process of this executable, stopped past the
+/// memory limit.
+fn spawn_one(exp: &Path, length: usize, opts: &AttentionOptions, limit_gb: f64) -> Result<Measurement> {
+    let exe = std::env::current_exe().context("cannot find the museformer executable")?;
+    let mut child = std::process::Command::new(exe)
+        .args(["bench", "attention-one"])
+        .arg(exp)
+        .args(["--length", &length.to_string()])
+        .args(["--device", opts.device.name()])
+        .args(["--repeats", &opts.repeats.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start a benchmark process")?;
+    let mut over = false;
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if child_rss_gb(child.id()).is_some_and(|gb| gb > limit_gb) {
+            over = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if let Some(line) = stdout.lines().rev().find(|l| l.starts_with('{')) {
+        if out.status.success() {
+            return Ok(serde_json::from_str(line)?);
+        }
+    }
+    let cfg = ExperimentConfig::load(exp, &[])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = if over {
+        format!("out of memory (over {limit_gb:.1} GiB)")
+    } else if stderr.contains("alloc") || stderr.contains("out of memory") {
+        "out of memory".to_string()
+    } else {
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        format!("failed: {}", last.trim())
+    }
+    .replace([',', '"'], ";");
+    Ok(Measurement {
+        experiment: cfg.name,
+        kind: cfg.model.kind,
+        length,
+        bars: 0,
+        device: opts.device.name().into(),
+        status,
+        peak_mb: None,
+        process_peak_mb: None,
+        seconds_per_step: None,
+    })
+}
+
+/// Least-squares slope of log(peak memory) over log(length): 1 is linear growth,
+/// 2 quadratic.
+pub fn memory_exponent(rows: &[&Measurement]) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|m| Some(((m.length as f64).ln(), m.peak_mb.filter(|&p| p > 0.0)?.ln())))
+        .collect();
+    if pts.len() < 2 {
+        return None;
+    }
+    let n = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// The summary written to `attention.json`.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    command: Vec<String>,
+    git_commit: Option<String>,
+    date: String,
+    machine: Machine,
+    device: String,
+    memory_exponents: Vec<(String, Option<f64>)>,
+    measurements: &'a [Measurement],
+}
+
+/// Runs the benchmark and writes its files; returns the measurements.
+pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
+    if opts.device == BenchDevice::Cuda && !tch::Cuda::is_available() {
+        bail!("--device cuda but no CUDA device is available on this machine");
+    }
+    for e in &opts.experiments {
+        ExperimentConfig::load(e, &[])?;
+    }
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let limit = opts.memory_limit_gb.unwrap_or(0.75 * mem_total_gb());
+    let mut lengths = opts.lengths.clone();
+    lengths.sort_unstable();
+    let mut rows: Vec<Measurement> = Vec::new();
+    let bar = indicatif::ProgressBar::new((lengths.len() * opts.experiments.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, ETA {eta}]")
+            .expect("a valid template"),
+    );
+    for exp in &opts.experiments {
+        let mut failed = false;
+        for &length in &lengths {
+            bar.set_message(format!("{} at {length}", exp.display()));
+            let m = if failed {
+                let cfg = ExperimentConfig::load(exp, &[])?;
+                Measurement {
+                    experiment: cfg.name,
+                    kind: cfg.model.kind,
+                    length,
+                    bars: 0,
+                    device: opts.device.name().into(),
+                    status: "skipped".into(),
+                    peak_mb: None,
+                    process_peak_mb: None,
+                    seconds_per_step: None,
+                }
+            } else {
+                spawn_one(exp, length, opts, limit)?
+            };
+            failed |= m.status != "ok";
+            bar.println(format!(
+                "{:<28} {:>6} tokens: {}",
+                m.experiment,
+                length,
+                match (m.peak_mb, m.seconds_per_step) {
+                    (Some(p), Some(s)) => format!("peak {p:.0} MiB, {s:.3} s/step"),
+                    (None, Some(s)) => format!("{s:.3} s/step"),
+                    _ => m.status.clone(),
+                }
+            ));
+            rows.push(m);
+            write_csv(&opts.out.join("attention.csv"), &rows)?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let mut exponents = Vec::new();
+    for e in unique(&rows) {
+        let mine: Vec<&Measurement> = rows.iter().filter(|m| m.experiment == e).collect();
+        exponents.push((e.clone(), memory_exponent(&mine)));
+    }
+    let summary = Summary {
+        command: std::env::args().collect(),
+        git_commit: std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        machine: Machine::current(),
+        device: opts.device.name().into(),
+        memory_exponents: exponents,
+        measurements: &rows,
+    };
+    std::fs::write(
+        opts.out.join("attention.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    for ext in ["png", "svg"] {
+        figure(&rows, &opts.out.join(format!("attention.{ext}")))?;
+    }
+    Ok(rows)
+}
+
+fn unique(rows: &[Measurement]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for m in rows {
+        if !names.contains(&m.experiment) {
+            names.push(m.experiment.clone());
+        }
+    }
+    names
+}
+
+/// Writes the measurements as CSV.
+pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
+    use polars::prelude::*;
+    let opt = |f: fn(&Measurement) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    let mut df = df!(
+        "experiment" => rows.iter().map(|m| m.experiment.as_str()).collect::<Vec<_>>(),
+        "kind" => rows.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
+        "length" => rows.iter().map(|m| m.length as u64).collect::<Vec<_>>(),
+        "bars" => rows.iter().map(|m| m.bars as u64).collect::<Vec<_>>(),
+        "device" => rows.iter().map(|m| m.device.as_str()).collect::<Vec<_>>(),
+        "status" => rows.iter().map(|m| m.status.as_str()).collect::<Vec<_>>(),
+        "peak_mb" => opt(|m| m.peak_mb),
+        "process_peak_mb" => opt(|m| m.process_peak_mb),
+        "seconds_per_step" => opt(|m| m.seconds_per_step),
+    )?;
+    let tmp = path.with_extension("csv.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    CsvWriter::new(file)
+        .finish(&mut df)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads `attention.csv` back.
+pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(e), Some(k), Some(l), Some(b), Some(d), Some(s), Some(p), Some(pp), Some(t)) = (
+        col("experiment"),
+        col("kind"),
+        col("length"),
+        col("bars"),
+        col("device"),
+        col("status"),
+        col("peak_mb"),
+        col("process_peak_mb"),
+        col("seconds_per_step"),
+    ) else {
+        bail!("{}: not an attention benchmark CSV (header {header:?})", path.display());
+    };
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |j: usize| f.get(j).and_then(|v| v.parse::<f64>().ok());
+            let int = |j: usize| {
+                f.get(j)
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .with_context(|| format!("{} line {}: bad number", path.display(), i + 2))
+            };
+            Ok(Measurement {
+                experiment: f.get(e).unwrap_or(&"").to_string(),
+                kind: f.get(k).unwrap_or(&"").to_string(),
+                length: int(l)?,
+                bars: int(b)?,
+                device: f.get(d).unwrap_or(&"").to_string(),
+                status: f.get(s).unwrap_or(&"").trim_matches('"').to_string(),
+                peak_mb: num(p),
+                process_peak_mb: num(pp),
+                seconds_per_step: num(t),
+            })
+        })
+        .collect()
+}
+
+const COLORS: [RGBColor; 7] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(127, 127, 127),
+];
+
+/// Figure 4: peak memory and time per step against the maximum length, one line per
+/// experiment (PNG or SVG by extension).
+pub fn figure(rows: &[Measurement], path: &Path) -> Result<()> {
+    register_font();
+    let svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let size = (1100, 450);
+    let r = if svg {
+        draw(SVGBackend::new(path, size).into_drawing_area(), rows)
+    } else {
+        draw(BitMapBackend::new(path, size).into_drawing_area(), rows)
+    };
+    r.with_context(|| format!("cannot draw {}", path.display()))
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, rows: &[Measurement]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((1, 2));
+    let names = unique(rows);
+    let max_len = rows.iter().map(|m| m.length).max().unwrap_or(1) as f64;
+    let device = rows.first().map_or("cpu", |m| m.device.as_str()).to_string();
+    for (panel, (title, value)) in panels.iter().zip([
+        (
+            format!("peak memory of a training step ({device}), MiB"),
+            (|m: &Measurement| m.peak_mb) as fn(&Measurement) -> Option<f64>,
+        ),
+        (
+            format!("time per training step ({device}), s"),
+            |m: &Measurement| m.seconds_per_step,
+        ),
+    ]) {
+        let top = rows.iter().filter_map(value).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(&title, (FONT, 17))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..max_len * 1.05, 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("maximum sequence length (tokens)")
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        for (i, name) in names.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|m| &m.experiment == name)
+                .filter_map(|m| Some((m.length as f64, value(m)?)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+            // Lengths that did not fit: a cross on the axis.
+            for m in rows.iter().filter(|m| &m.experiment == name && m.status != "ok") {
+                chart
+                    .draw_series(std::iter::once(Cross::new((m.length as f64, 0.0), 6, color.stroke_width(2))))
+                    .map_err(err)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .label_font((FONT, 13))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(length: usize, peak: f64) -> Measurement {
+        Measurement {
+            experiment: "x".into(),
+            kind: "museformer".into(),
+            length,
+            bars: 1,
+            device: "cpu".into(),
+            status: "ok".into(),
+            peak_mb: Some(peak),
+            process_peak_mb: None,
+            seconds_per_step: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn exponents_of_linear_and_quadratic_growth() {
+        let lin = [m(1000, 10.0), m(2000, 20.0), m(4000, 40.0)];
+        let quad = [m(1000, 10.0), m(2000, 40.0), m(4000, 160.0)];
+        let e = memory_exponent(&lin.iter().collect::<Vec<_>>()).unwrap();
+        assert!((e - 1.0).abs() < 1e-9, "{e}");
+        let e = memory_exponent(&quad.iter().collect::<Vec<_>>()).unwrap();
+        assert!((e - 2.0).abs() < 1e-9, "{e}");
+        assert_eq!(memory_exponent(&[&lin[0]]), None);
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = vec![m(1024, 12.5), m(2048, 30.0)];
+        rows[1].status = "out of memory (over 1.0 GiB)".into();
+        rows[1].peak_mb = None;
+        let path = dir.path().join("a.csv");
+        write_csv(&path, &rows).unwrap();
+        assert_eq!(read_csv(&path).unwrap(), rows);
+        figure(&rows, &dir.path().join("a.png")).unwrap();
+    }
+}

@@ -1,0 +1,221 @@
+//! `museformer inspect layout`: who attends to what in one piece under an
+//! experiment's Museformer layout, as JSON (token and summary indices per query)
+//! and as a figure in the style of the paper's Figure 2b.
+
+use super::layout::{Attends, Layout, LayoutConfig};
+use super::{bar_beat_indices, PositionLimits};
+use crate::config::ExperimentConfig;
+use crate::data::DatasetConfig;
+use crate::structure::plot::{register_font, FONT};
+use crate::tokens::{parse_tokens, vocab::BOS_ID, Vocab};
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+/// What one query attends to, as written to JSON.
+#[derive(Debug, Serialize)]
+pub struct QueryKeys {
+    /// Token index (for tokens) or bar index (for summaries).
+    pub index: usize,
+    /// The query's bar.
+    pub bar: usize,
+    /// Token indices it attends to.
+    pub tokens: Vec<usize>,
+    /// Summary (bar) indices it attends to.
+    pub summaries: Vec<usize>,
+}
+
+/// The layout of one piece.
+#[derive(Debug, Serialize)]
+pub struct LayoutReport {
+    /// The layout configuration.
+    pub layout: LayoutConfig,
+    /// Token strings, `<s>` first (index 0).
+    pub symbols: Vec<String>,
+    /// Per token.
+    pub tokens: Vec<QueryKeys>,
+    /// Per bar summary.
+    pub summaries: Vec<QueryKeys>,
+}
+
+/// The layout of the token file `tokens` (`<s>` is prepended, as the model sees a
+/// piece) under the experiment's layout configuration.
+pub fn layout_of(experiment: &Path, tokens: &Path) -> Result<LayoutReport> {
+    let cfg = ExperimentConfig::load(experiment, &[])?;
+    let dataset = DatasetConfig::load(&cfg.dataset)
+        .with_context(|| format!("the dataset of {}", experiment.display()))?;
+    let vocab = Vocab::new(dataset.encoding.pos_per_beat);
+    let text = std::fs::read_to_string(tokens)
+        .with_context(|| format!("cannot read {}", tokens.display()))?;
+    let toks = parse_tokens(&text, &vocab).with_context(|| format!("{}", tokens.display()))?;
+    let mut ids = vec![BOS_ID];
+    ids.extend(toks.iter().map(|&t| vocab.id(t)));
+    // Bars are not clamped here: the layout of the whole piece.
+    let limits = PositionLimits {
+        max_bars: i64::MAX,
+        max_beats: i64::MAX,
+    };
+    let (bars, _) = bar_beat_indices(&ids, &vocab, limits);
+    let bars: Vec<usize> = bars.iter().map(|&b| b as usize).collect();
+    let layout = Layout::new(&bars);
+    let lc = cfg.model.layout.clone();
+    let keys = |index, bar, a: Attends| QueryKeys {
+        index,
+        bar,
+        tokens: a.tokens,
+        summaries: a.summaries,
+    };
+    Ok(LayoutReport {
+        symbols: ids.iter().map(|&id| vocab.symbol(id)).collect(),
+        tokens: (0..layout.len())
+            .map(|t| keys(t, bars[t], layout.token(t, &lc)))
+            .collect(),
+        summaries: (0..layout.bars.len())
+            .map(|i| keys(i, i, layout.summary(i)))
+            .collect(),
+        layout: lc,
+    })
+}
+
+/// Cell colors of the figure.
+const OWN_BAR: RGBColor = RGBColor(44, 160, 44);
+const FINE: RGBColor = RGBColor(31, 119, 180);
+const COARSE: RGBColor = RGBColor(255, 127, 14);
+const SUMMARIZE: RGBColor = RGBColor(148, 103, 189);
+
+/// Draws the layout (PNG or SVG by extension): rows are queries, columns keys, both
+/// in sequence order with each bar's summary after its tokens, as in Figure 2b.
+/// Green: the token's own bar; blue: fine-grained bars; orange: coarse-grained
+/// summaries; purple: summarization.
+pub fn draw(report: &LayoutReport, path: &Path) -> Result<()> {
+    register_font();
+    // Sequence order: tokens of bar 0, summary 0, tokens of bar 1, summary 1, ...
+    let mut order = Vec::new(); // (is_summary, index)
+    let mut t = 0;
+    for i in 0..report.summaries.len() {
+        while t < report.tokens.len() && report.tokens[t].bar == i {
+            order.push((false, t));
+            t += 1;
+        }
+        order.push((true, i));
+    }
+    let w = order.len();
+    anyhow::ensure!(
+        w <= 4000,
+        "{} tokens and summaries are too many to draw; inspect a shorter piece (the JSON has no limit)",
+        w
+    );
+    let mut col = vec![0usize; report.tokens.len()];
+    let mut scol = vec![0usize; report.summaries.len()];
+    for (pos, &(s, i)) in order.iter().enumerate() {
+        if s {
+            scol[i] = pos;
+        } else {
+            col[i] = pos;
+        }
+    }
+    let cell = (1000 / w.max(1)).clamp(1, 16) as i32;
+    let (margin, legend) = (10, 40);
+    let side = cell * w as i32;
+    let size = ((side + 2 * margin) as u32, (side + 2 * margin + legend) as u32);
+    let geometry = Geometry {
+        order,
+        col,
+        scol,
+        cell,
+        margin,
+        side,
+    };
+    let svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let result = if svg {
+        render(SVGBackend::new(path, size).into_drawing_area(), report, &geometry)
+    } else {
+        render(BitMapBackend::new(path, size).into_drawing_area(), report, &geometry)
+    };
+    result.with_context(|| format!("cannot draw {}", path.display()))
+}
+
+struct Geometry {
+    order: Vec<(bool, usize)>,
+    col: Vec<usize>,
+    scol: Vec<usize>,
+    cell: i32,
+    margin: i32,
+    side: i32,
+}
+
+fn render<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    report: &LayoutReport,
+    g: &Geometry,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (order, col, scol, cell, margin, side) = (&g.order, &g.col, &g.scol, g.cell, g.margin, g.side);
+    let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+        root.fill(&WHITE).map_err(err)?;
+        let rect = |r: usize, c: usize, color: RGBColor| {
+            let (x, y) = (margin + c as i32 * cell, margin + r as i32 * cell);
+            Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())
+        };
+        for (row, &(s, i)) in order.iter().enumerate() {
+            if s {
+                let q = &report.summaries[i];
+                for &k in &q.tokens {
+                    root.draw(&rect(row, col[k], SUMMARIZE))
+.map_err(err)?;
+                }
+                root.draw(&rect(row, scol[i], SUMMARIZE))
+.map_err(err)?;
+            } else {
+                let q = &report.tokens[i];
+                for &k in &q.tokens {
+                    let color = if report.tokens[k].bar == q.bar {
+                        OWN_BAR
+                    } else {
+                        FINE
+                    };
+                    root.draw(&rect(row, col[k], color))
+.map_err(err)?;
+                }
+                for &k in &q.summaries {
+                    root.draw(&rect(row, scol[k], COARSE))
+.map_err(err)?;
+                }
+            }
+        }
+        // Bar boundaries.
+        for &c in scol {
+            let p = margin + (c as i32 + 1) * cell;
+            let style = RGBColor(200, 200, 200).stroke_width(1);
+            root.draw(&PathElement::new(
+                vec![(p, margin), (p, margin + side)],
+                style,
+            ))
+.map_err(err)?;
+            root.draw(&PathElement::new(
+                vec![(margin, p), (margin + side, p)],
+                style,
+            ))
+.map_err(err)?;
+        }
+        let y = margin + side + 14;
+        let mut x = margin;
+        for (label, color) in [
+            ("own bar", OWN_BAR),
+            ("fine-grained bars", FINE),
+            ("coarse-grained summaries", COARSE),
+            ("summarization", SUMMARIZE),
+        ] {
+            root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], color.filled()))
+.map_err(err)?;
+            root.draw(&Text::new(label, (x + 16, y), (FONT, 13).into_font()))
+.map_err(err)?;
+            x += 22 + 7 * label.len() as i32;
+        }
+        root.present().map_err(err)?;
+        Ok(())
+    
+}

@@ -1,0 +1,199 @@
+//! Museformer and its ablations through the shared trainer, evaluator and
+//! generator; the ablation experiment files give their intended layouts; `inspect
+//! layout` writes the key sets the model uses.
+
+mod common;
+
+use common::*;
+use museformer::config::ExperimentConfig;
+use museformer::midi;
+use museformer::model::layout::{Attends, Coarse, Layout, LayoutConfig};
+use std::path::{Path, PathBuf};
+
+fn run(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "museformer {args:?} failed: {stderr}");
+    stdout.into_owned()
+}
+
+/// A prepared dataset of 16 generated songs and a tiny Museformer experiment.
+fn setup(dir: &Path) -> PathBuf {
+    for i in 0..16u8 {
+        write(
+            &dir.join("midi"),
+            &format!("s{i:02}.mid"),
+            &midi::to_bytes(&song(i, 6 + (i % 4) as u64)),
+        );
+    }
+    let data_yaml = format!(
+        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
+        dir.display()
+    );
+    let data = write(dir, "data.yaml", data_yaml.as_bytes());
+    run(&["data", "prepare", data.to_str().unwrap()]);
+    let exp = format!(
+        "name: tiny-museformer\ndataset: {}\nmodel: {{kind: museformer, layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0, layout: {{fine_grained_bars: [1, 2, 4]}}}}\n\
+         train: {{device: cpu, steps: 8, lr: 3.0e-3, warmup: 2, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
+         eval: {{lengths: [16, 64, 128]}}\n",
+        data.display()
+    );
+    write(dir, "tiny.yaml", exp.as_bytes())
+}
+
+#[test]
+fn museformer_and_its_ablations_train_evaluate_and_generate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = setup(tmp.path());
+    let runs = tmp.path().join("runs");
+    for (i, sets) in [
+        vec![],
+        vec!["model.layout.coarse=none"],
+        vec!["model.layout.fine_grained_bars=[1,2,3,4,5,6,7,8]"],
+        vec!["model.layout.fine_grained_bars=[]"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut args = vec!["train", exp.to_str().unwrap(), "--runs", runs.to_str().unwrap()];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let out = run(&args);
+        let run_dir = PathBuf::from(
+            out.lines()
+                .find_map(|l| l.strip_prefix("run folder: "))
+                .expect("the run folder is printed"),
+        );
+        let eval = run(&["eval", run_dir.to_str().unwrap()]);
+        assert!(eval.contains("first    128 tokens: PPL"), "{eval}");
+        let gen = tmp.path().join(format!("gen-{i}"));
+        run(&[
+            "generate",
+            run_dir.to_str().unwrap(),
+            "--num",
+            "1",
+            "--max-len",
+            "120",
+            "--out",
+            gen.to_str().unwrap(),
+        ]);
+        assert!(gen.join("piece-000.mid").exists());
+    }
+}
+
+#[test]
+fn ablation_files_give_their_layouts() {
+    let layout = |name: &str| {
+        ExperimentConfig::load(&root().join("experiments").join(name), &[])
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+            .model
+    };
+    for (full, small) in [
+        ("museformer.yaml", "museformer-small.yaml"),
+        ("museformer-no-coarse.yaml", "museformer-small-no-coarse.yaml"),
+        ("museformer-no-selection.yaml", "museformer-small-no-selection.yaml"),
+        ("museformer-summary-only.yaml", "museformer-small-summary-only.yaml"),
+    ] {
+        let (f, s) = (layout(full), layout(small));
+        assert_eq!(f.kind, "museformer", "{full}");
+        assert_eq!(s.kind, "museformer", "{small}");
+        assert_eq!(f.layout, s.layout, "{full} and {small} differ in layout");
+        assert_eq!(f.hidden, 512, "{full} has the paper's width");
+    }
+    // Bar 40 of a song with one token per bar: which bars each file lets it see.
+    let l = Layout::new(&(0..=40).collect::<Vec<_>>());
+    let sees = |name: &str| -> Attends { l.token(40, &layout(name).layout) };
+    let selected: Vec<usize> = [32, 24, 16, 12, 8, 4, 2, 1, 0]
+        .iter()
+        .map(|k| 40 - k)
+        .collect();
+    let others: Vec<usize> = (0..40).filter(|b| !selected.contains(b)).collect();
+    assert_eq!(
+        sees("museformer-small.yaml"),
+        Attends {
+            tokens: selected.clone(),
+            summaries: others.clone()
+        }
+    );
+    assert_eq!(
+        sees("museformer-small-no-coarse.yaml"),
+        Attends {
+            tokens: selected,
+            summaries: vec![]
+        }
+    );
+    assert_eq!(
+        sees("museformer-small-no-selection.yaml"),
+        Attends {
+            tokens: (32..=40).collect(),
+            summaries: (0..32).collect()
+        }
+    );
+    assert_eq!(
+        sees("museformer-small-summary-only.yaml"),
+        Attends {
+            tokens: vec![40],
+            summaries: (0..40).collect()
+        }
+    );
+    assert_eq!(layout("museformer.yaml").layout, LayoutConfig::default());
+    assert_eq!(
+        layout("museformer-no-coarse.yaml").layout.coarse,
+        Coarse::None
+    );
+}
+
+#[test]
+fn inspect_layout_writes_the_key_sets_and_a_figure() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Three bars of 2, 1 and 2 tokens (the first token `<s>` belongs to bar 0).
+    let tokens = write(
+        tmp.path(),
+        "piece.txt",
+        b"s-9 o-0 t-35 i-0 p-60 d-4 v-20 b-1 o-0 b-1 o-0 i-0 p-60 d-4 v-20 b-1\n",
+    );
+    let exp = write(
+        tmp.path(),
+        "exp.yaml",
+        format!(
+            "extends: {}\nmodel: {{layout: {{fine_grained_bars: [2], coarse: all_other}}}}\n",
+            root().join("experiments/museformer-small.yaml").display()
+        )
+        .as_bytes(),
+    );
+    let png = tmp.path().join("layout.png");
+    let json = tmp.path().join("layout.json");
+    run(&[
+        "inspect",
+        "layout",
+        exp.to_str().unwrap(),
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(std::fs::metadata(&png).unwrap().len() > 100);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tokens = v["tokens"].as_array().unwrap();
+    // `<s>` + 16 tokens: bar 0 is tokens 0..=8, bar 1 tokens 9 and 10, bar 2
+    // tokens 11..=16.
+    assert_eq!(tokens.len(), 17);
+    assert_eq!(v["summaries"].as_array().unwrap().len(), 3);
+    // The last token (bar 2) sees bar 0's tokens (offset 2), its own bar up to
+    // itself, and bar 1 through its summary.
+    let last = &tokens[16];
+    let expect_tokens: Vec<u64> = (0..9).chain(11..17).collect();
+    assert_eq!(
+        last["tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect::<Vec<_>>(),
+        expect_tokens
+    );
+    assert_eq!(last["summaries"], serde_json::json!([1]));
+    assert_eq!(v["summaries"][1]["tokens"], serde_json::json!([9, 10]));
+    assert_eq!(v["summaries"][1]["summaries"], serde_json::json!([1]));
+}
