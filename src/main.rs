@@ -272,7 +272,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Attention(opts)) => {
             museformer::bench::attention(&opts)?;
-            eprintln!("wrote {}/attention.{{csv,json,png,svg}}", opts.out.display());
+            eprintln!(
+                "wrote {}/attention.{{csv,json,png,svg}}",
+                opts.out.display()
+            );
         }
         Command::Bench(BenchCommand::AttentionOne {
             experiment,

@@ -135,7 +135,10 @@ fn a_suite_runs_once_then_reuses_its_stages() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let table = std::fs::read_to_string(out.join("table1.md")).unwrap();
-    assert!(table.contains("| model | PPL@16 | paper PPL@1024 |"), "{table}");
+    assert!(
+        table.contains("| model | PPL@16 | paper PPL@1024 |"),
+        "{table}"
+    );
     let row_a = table
         .lines()
         .find(|l| l.starts_with("| Tiny A |"))
@@ -167,7 +170,8 @@ fn a_suite_runs_once_then_reuses_its_stages() {
     let forced = run(&["--force", "generate"]);
     let ran = stages(&forced, "run     ");
     assert!(
-        ran.starts_with(&["generate:tiny-a".to_string()]) && ran.contains(&"generate:tiny-b".into()),
+        ran.starts_with(&["generate:tiny-a".to_string()])
+            && ran.contains(&"generate:tiny-b".into()),
         "{forced}"
     );
     assert!(!ran.contains(&"train:tiny-a".into()) && !ran.contains(&"prepare".into()));
@@ -184,7 +188,10 @@ fn a_suite_runs_once_then_reuses_its_stages() {
     suite(dir, "train.steps=21");
     let changed = run(&[]);
     let ran = stages(&changed, "run     ");
-    assert!(ran.contains(&"train:tiny-a".into()) && ran.contains(&"train:tiny-b".into()), "{changed}");
+    assert!(
+        ran.contains(&"train:tiny-a".into()) && ran.contains(&"train:tiny-b".into()),
+        "{changed}"
+    );
     assert_eq!(
         stages(&changed, "cached  ")[..2],
         ["prepare".to_string(), "similarity".to_string()],
@@ -253,7 +260,9 @@ fn bad_suites_name_what_is_missing() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("nowhere") && err.contains("download lmd_full.tar.gz"),
+        !out.status.success()
+            && err.contains("nowhere")
+            && err.contains("download lmd_full.tar.gz"),
         "{err}"
     );
     // The report of a suite that never ran says what to run.

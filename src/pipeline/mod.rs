@@ -25,7 +25,9 @@ use crate::eval::generate::GenerateOptions;
 use crate::report::{self, ReportInput, RowResult};
 use crate::structure::input::{self, LoadOptions};
 use crate::structure::tables::Machine;
-use crate::structure::{similarity_distribution, similarity_error, Distribution, InstrumentSelection};
+use crate::structure::{
+    similarity_distribution, similarity_error, Distribution, InstrumentSelection,
+};
 use crate::tokens::{self, Vocab};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -229,8 +231,13 @@ pub fn reproduce(opts: &Options) -> Result<Outcome> {
     let suite = Suite::load(&opts.suite)?;
     check_force(&suite, &opts.force)?;
     let data_cfg = DatasetConfig::load(&suite.dataset)?;
-    data::prepare::check_midi_dir(&data_cfg)
-        .with_context(|| format!("dataset {} of suite {}", suite.dataset.display(), opts.suite.display()))?;
+    data::prepare::check_midi_dir(&data_cfg).with_context(|| {
+        format!(
+            "dataset {} of suite {}",
+            suite.dataset.display(),
+            opts.suite.display()
+        )
+    })?;
     let dir = opts.work.join(&suite.name);
     let weights = weights(&suite)?;
     let multi = crate::progress::install();
@@ -255,21 +262,25 @@ pub fn reproduce(opts: &Options) -> Result<Outcome> {
         ran: Vec::new(),
         cached: Vec::new(),
     };
-    let weight = |name: &str| {
-        weights
-            .iter()
-            .find(|w| w.0 == name)
-            .map_or(1, |w| w.1)
-    };
+    let weight = |name: &str| weights.iter().find(|w| w.0 == name).map_or(1, |w| w.1);
 
     let prepared = prepare_stage(&mut runner, &data_cfg, weight("prepare"))?;
     let similarity = similarity_stage(&mut runner, &data_cfg, &prepared, weight("similarity"))?;
     let mut rows = Vec::new();
     for row in &suite.rows {
-        let train = train_stage(&mut runner, row, &prepared, weight(&row_stage("train", row)))?;
+        let train = train_stage(
+            &mut runner,
+            row,
+            &prepared,
+            weight(&row_stage("train", row)),
+        )?;
         let eval = eval_stage(&mut runner, row, &train, weight(&row_stage("eval", row)))?;
-        let generate =
-            generate_stage(&mut runner, row, &train, weight(&row_stage("generate", row)))?;
+        let generate = generate_stage(
+            &mut runner,
+            row,
+            &train,
+            weight(&row_stage("generate", row)),
+        )?;
         let se = se_stage(
             &mut runner,
             row,
@@ -378,8 +389,10 @@ fn similarity_stage(
         let file = out.join("distribution.json");
         write_atomic(
             &file,
-            serde_json::to_string(&json!({"name": corpus.name, "distribution": corpus.distribution}))?
-                .as_bytes(),
+            serde_json::to_string(
+                &json!({"name": corpus.name, "distribution": corpus.distribution}),
+            )?
+            .as_bytes(),
         )?;
         crate::structure::tables::write_similarity_csv(
             &out.join("similarity.csv"),
@@ -398,7 +411,12 @@ fn similarity_stage(
 fn checkpoint_files(run_dir: &Path) -> Vec<PathBuf> {
     ["best", "last"]
         .iter()
-        .map(|c| run_dir.join("checkpoints").join(c).join("model.safetensors"))
+        .map(|c| {
+            run_dir
+                .join("checkpoints")
+                .join(c)
+                .join("model.safetensors")
+        })
         .filter(|p| p.is_file())
         .collect()
 }
@@ -468,7 +486,10 @@ fn eval_stage(r: &mut Runner, row: &Row, train: &StageRecord, weight: u64) -> Re
     let run_dir = run_dir_of(train)?;
     r.stage(&name, key, weight, |r| {
         let rows = crate::eval::evaluate(&run_dir, Some(lengths))?;
-        let out = r.dir.join("eval").join(format!("{}.json", slug(&row.label)));
+        let out = r
+            .dir
+            .join("eval")
+            .join(format!("{}.json", slug(&row.label)));
         let text = serde_json::to_string_pretty(&rows)?;
         write_atomic(&out, text.as_bytes())?;
         Ok(Done {
@@ -631,7 +652,13 @@ pub fn report(suite_path: &Path, work: &Path, results: &Path) -> Result<Vec<Path
     let suite = Suite::load(suite_path)?;
     let stages = work.join(&suite.name).join("stages");
     let records = load_records(&suite, &stages)?;
-    write_report(&suite, suite_path, &records, &stages, &results.join(&suite.name))
+    write_report(
+        &suite,
+        suite_path,
+        &records,
+        &stages,
+        &results.join(&suite.name),
+    )
 }
 
 fn git(args: &[&str]) -> Option<String> {
@@ -659,7 +686,11 @@ fn write_report(
             .as_array()
             .map(|rows| rows.iter().filter_map(|r| r["ppl"].as_f64()).collect())
             .unwrap_or_default();
-        let se_file = rec.se.outputs.first().context("the se record lists no output")?;
+        let se_file = rec
+            .se
+            .outputs
+            .first()
+            .context("the se record lists no output")?;
         let se: SeResult = serde_json::from_str(
             &std::fs::read_to_string(se_file)
                 .with_context(|| format!("cannot read {}", se_file.display()))?,
@@ -800,14 +831,21 @@ mod tests {
         cfg.midi_dir = dir.path().join("nowhere");
         cfg.missing_help = Some("download it".into());
         let err = format!("{:#}", data::prepare::input_fingerprint(&cfg).unwrap_err());
-        assert!(err.contains("nowhere") && err.contains("download it"), "{err}");
+        assert!(
+            err.contains("nowhere") && err.contains("download it"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_train_key_follows_the_resolved_experiment() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
-        std::fs::write(dir.path().join("data.yaml"), "name: d\nmidi_dir: m\nout: o\n").unwrap();
+        std::fs::write(
+            dir.path().join("data.yaml"),
+            "name: d\nmidi_dir: m\nout: o\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("e.yaml"), "name: e\n").unwrap();
         let suite_text = |set: &str| {
             format!(

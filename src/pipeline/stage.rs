@@ -84,7 +84,8 @@ pub fn hash_outputs(root: &Path, paths: &[PathBuf]) -> Result<String> {
         let name = f.strip_prefix(root).unwrap_or(f).to_string_lossy();
         h.update(name.as_bytes());
         h.update(b"\0");
-        let file = std::fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let file =
+            std::fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
         h.update_reader(file)
             .with_context(|| format!("cannot read {}", f.display()))?;
         h.update(b"\0");

@@ -141,8 +141,7 @@ impl Suite {
     }
 
     fn check(&self) -> Result<()> {
-        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.')
-        {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
             bail!(
                 "`name: {}` must be a plain folder name (no slashes)",
                 self.name

@@ -176,12 +176,8 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
     };
     for ext in ["png", "svg"] {
         let path = out.join(format!("figure3.{ext}"));
-        plot::similarity_figure(
-            &path,
-            std::slice::from_ref(&training),
-            &[],
-        )
-        .with_context(|| format!("cannot draw {}", path.display()))?;
+        plot::similarity_figure(&path, std::slice::from_ref(&training), &[])
+            .with_context(|| format!("cannot draw {}", path.display()))?;
         written.push(path);
     }
 
@@ -271,7 +267,9 @@ fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> 
          the attention benchmark.\n\
          - Tables 2 and 3 (listening test) need a ratings file and `museformer stats listening`.\n",
     );
-    let mut per_row = String::from("\n## Generated pieces\n\n| model | pieces | SE intervals |\n| --- | ---: | --- |\n");
+    let mut per_row = String::from(
+        "\n## Generated pieces\n\n| model | pieces | SE intervals |\n| --- | ---: | --- |\n",
+    );
     for r in &input.rows {
         per_row.push_str(&format!(
             "| {} | {} | {} |\n",
@@ -366,7 +364,10 @@ mod tests {
             md.contains("| A | 3.00 | 1.64 | 2.50 | 1.41 | 2.25 | 1.35 | 1.50 | 0.95 |"),
             "{md}"
         );
-        assert!(md.contains("| B | 4.00 | – | 3.50 | – | 3.25 | – | – | – |"), "{md}");
+        assert!(
+            md.contains("| B | 4.00 | – | 3.50 | – | 3.25 | – | – | – |"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -394,7 +395,12 @@ mod tests {
         let md = std::fs::read_to_string(dir.path().join("table1.md")).unwrap();
         assert!(md.contains("B: no bar pairs (2 pieces)"), "{md}");
         let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
-        for link in ["figure3.png", "appendix-c.svg", "table1.tex", "provenance.json"] {
+        for link in [
+            "figure3.png",
+            "appendix-c.svg",
+            "table1.tex",
+            "provenance.json",
+        ] {
             assert!(readme.contains(link), "{link} not linked");
         }
     }

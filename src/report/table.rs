@@ -77,7 +77,13 @@ pub fn to_latex(df: &DataFrame, decimals: usize, caption: &str, label: &str) -> 
     let align: String = df
         .columns()
         .iter()
-        .map(|c| if c.dtype().is_primitive_numeric() { 'r' } else { 'l' })
+        .map(|c| {
+            if c.dtype().is_primitive_numeric() {
+                'r'
+            } else {
+                'l'
+            }
+        })
         .collect();
     let row = |cells: Vec<String>| {
         cells
