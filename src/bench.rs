@@ -55,7 +55,7 @@ pub struct AttentionOptions {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "experiments/museformer-small.yaml,experiments/transformer-small.yaml"
+        default_value = "experiments/museformer-small.yaml,experiments/transformer-small.yaml,experiments/transformer-small-explicit.yaml"
     )]
     pub experiments: Vec<PathBuf>,
     /// Maximum sequence lengths, comma separated.
@@ -299,6 +299,93 @@ fn spawn_one(exp: &Path, length: usize, opts: &AttentionOptions, limit_gb: f64) 
         peak_mb: None,
         process_peak_mb: None,
         seconds_per_step: None,
+    })
+}
+
+/// Options of the decoding benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecodeOptions {
+    /// Experiment file (its dataset supplies the piece; the weights are freshly
+    /// initialized, which costs the same as trained ones).
+    #[arg(long, default_value = "experiments/museformer-small.yaml")]
+    pub experiment: PathBuf,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 4096)]
+    pub length: usize,
+    /// Prefix lengths at which recomputation is timed; its total over all steps is
+    /// interpolated between them.
+    #[arg(long, default_value_t = 16)]
+    pub samples: usize,
+}
+
+/// What `bench decode` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeReport {
+    /// Experiment name.
+    pub experiment: String,
+    /// Tokens decoded.
+    pub length: usize,
+    /// Wall time of decoding every token with the cache, seconds.
+    pub cached_seconds: f64,
+    /// Forward time over a prefix of each sampled length, seconds.
+    pub prefix_forward_seconds: Vec<(usize, f64)>,
+    /// Σ over t = 1..=length of the forward time over t tokens (what decoding
+    /// without the cache costs), interpolated linearly between the samples.
+    pub recompute_seconds: f64,
+    /// `recompute_seconds / cached_seconds`.
+    pub speedup: f64,
+}
+
+/// Times decoding a real piece of `length` tokens step by step with the model's
+/// cache against recomputing the whole prefix at every step (sampling excluded:
+/// both feed the piece's own tokens).
+pub fn decode(opts: &DecodeOptions) -> Result<DecodeReport> {
+    let mut cfg = ExperimentConfig::load(&opts.experiment, &[])?;
+    let p = piece(&cfg, opts.length)?;
+    cfg.model.positions.max_bars = cfg.model.positions.max_bars.max(p.count as i64);
+    tch::manual_seed(cfg.train.seed as i64);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = model::build(&vs.root(), &cfg.model, p.vocab_size)?;
+    let one = |v: i64| Tensor::from_slice(&[v]);
+    let (cached_seconds, prefix) = tch::no_grad(|| {
+        let start = Instant::now();
+        let mut state = model.new_state(1);
+        for t in 0..opts.length {
+            let _ = model.step(
+                state.as_mut(),
+                &one(p.ids[t]),
+                &one(p.bars[t]),
+                &one(p.beats[t]),
+            );
+        }
+        let cached = start.elapsed().as_secs_f64();
+        let k = opts.samples.max(2);
+        let mut prefix = Vec::new();
+        for i in 0..k {
+            let t = 1 + i * (opts.length - 1) / (k - 1);
+            let batch = Batch::single(&p.ids[..t], &p.bars[..t], &p.beats[..t], Device::Cpu);
+            let start = Instant::now();
+            let _ = model.forward(&batch, false);
+            prefix.push((t, start.elapsed().as_secs_f64()));
+        }
+        (cached, prefix)
+    });
+    let mut recompute = 0.0;
+    for w in prefix.windows(2) {
+        let ((a, fa), (b, fb)) = (w[0], w[1]);
+        // Σ_{t=a}^{b-1} of the line through (a, fa) and (b, fb).
+        for t in a..b {
+            recompute += fa + (fb - fa) * (t - a) as f64 / (b - a) as f64;
+        }
+    }
+    recompute += prefix.last().map_or(0.0, |l| l.1);
+    Ok(DecodeReport {
+        experiment: cfg.name,
+        length: opts.length,
+        cached_seconds,
+        prefix_forward_seconds: prefix,
+        recompute_seconds: recompute,
+        speedup: recompute / cached_seconds,
     })
 }
 

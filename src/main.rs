@@ -162,6 +162,10 @@ enum BenchCommand {
     /// lengths, Museformer against its full-attention counterpart by default;
     /// writes attention.csv, attention.json and attention.{png,svg}.
     Attention(museformer::bench::AttentionOptions),
+    /// Decoding a real piece token by token with the model's cache against
+    /// recomputing the prefix at every step (the latter interpolated from timed
+    /// forwards at sampled prefix lengths); prints JSON.
+    Decode(museformer::bench::DecodeOptions),
     /// One measurement (run by `bench attention` in a child process).
     #[command(hide = true)]
     AttentionOne {
@@ -276,6 +280,10 @@ fn run(cli: Cli) -> Result<()> {
                 "wrote {}/attention.{{csv,json,png,svg}}",
                 opts.out.display()
             );
+        }
+        Command::Bench(BenchCommand::Decode(opts)) => {
+            let r = museformer::bench::decode(&opts)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
         }
         Command::Bench(BenchCommand::AttentionOne {
             experiment,

@@ -159,6 +159,20 @@ pub fn bar_beat_indices(
     ids.iter().map(|&id| tracker.next(vocab.token(id))).unzip()
 }
 
+/// How the full-attention Transformer computes its attention. Both give the same
+/// result; they differ in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FullAttention {
+    /// libtorch's scaled-dot-product attention, which picks a fused kernel (flash
+    /// attention on CPU and GPU where it applies): memory linear in the length.
+    #[default]
+    Fused,
+    /// The n × n score matrix written out, softmax, then the values, as the
+    /// paper's fairseq counterpart does: memory quadratic in the length.
+    Explicit,
+}
+
 /// Model hyperparameters shared by the models (each model reads what it needs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -187,6 +201,9 @@ pub struct ModelConfig {
     pub attention_dropout: f64,
     /// Embedding limits.
     pub positions: PositionLimits,
+    /// Full attention (`kind: transformer`): libtorch's fused kernel or explicit
+    /// scores.
+    pub attention: FullAttention,
     /// Museformer (`kind: museformer`): fine- and coarse-grained bars.
     pub layout: layout::LayoutConfig,
     /// Music Transformer: relative distances up to this many tokens have their own
@@ -217,6 +234,7 @@ impl Default for ModelConfig {
             dropout: 0.1,
             attention_dropout: 0.1,
             positions: PositionLimits::default(),
+            attention: FullAttention::Fused,
             layout: layout::LayoutConfig::default(),
             max_relative: 1024,
             segment: 1024,

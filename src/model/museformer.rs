@@ -382,8 +382,11 @@ impl Museformer {
                 });
             }
             for &(start, end) in &layout.bars {
-                for chunk in (start..end).step_by(QUERY_CHUNK) {
-                    let stop = (chunk + QUERY_CHUNK).min(end);
+                // Equal chunks of at most QUERY_CHUNK queries (70 tokens: 35 + 35).
+                let chunks = (end - start).div_ceil(QUERY_CHUNK);
+                let size = (end - start).div_ceil(chunks.max(1)).max(1);
+                for chunk in (start..end).step_by(size) {
+                    let stop = (chunk + size).min(end);
                     let (rows, pos) = keys(&layout.token(stop - 1, &self.layout));
                     aggregate.push(Group {
                         queries: (chunk..stop).map(token_row).collect(),

@@ -17,6 +17,20 @@ struct Block {
     ffn: FeedForward,
     dropout: f64,
     attention_dropout: f64,
+    explicit: bool,
+}
+
+/// Causal attention with the score matrix written out: `(b, h, t, t)` scores.
+fn explicit_attention(q: &Tensor, k: &Tensor, v: &Tensor, dropout: f64, train: bool) -> Tensor {
+    let t = q.size()[2];
+    let dh = q.size()[3] as f64;
+    let scores = q.matmul(&k.transpose(-2, -1)) / dh.sqrt();
+    let future = Tensor::ones([t, t], (tch::Kind::Bool, q.device())).triu(1);
+    scores
+        .masked_fill(&future, f64::NEG_INFINITY)
+        .softmax(-1, scores.kind())
+        .dropout(dropout, train)
+        .matmul(v)
 }
 
 impl Block {
@@ -28,6 +42,7 @@ impl Block {
             ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.dropout),
             dropout: cfg.dropout,
             attention_dropout: cfg.attention_dropout,
+            explicit: cfg.attention == super::FullAttention::Explicit,
         }
     }
 
@@ -35,8 +50,11 @@ impl Block {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(x));
         let p = if train { self.attention_dropout } else { 0.0 };
-        let y =
-            Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, true, None, false);
+        let y = if self.explicit {
+            explicit_attention(&q, &k, &v, p, train)
+        } else {
+            Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, true, None, false)
+        };
         let x = x + self.attn.output(&y).dropout(self.dropout, train);
         &x + self
             .ffn
@@ -200,6 +218,27 @@ mod tests {
             assert!(diff < 1e-4, "position {t}: max difference {diff}");
         }
         assert_eq!(state.len(), n as usize);
+    }
+
+    #[test]
+    fn explicit_attention_equals_the_fused_kernel() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut model = Transformer::new(&vs.root(), &small(), 50).unwrap();
+        let tokens = Tensor::randint(50, [2, 30], (Kind::Int64, Device::Cpu));
+        let zeros = tokens.zeros_like();
+        let batch = Batch {
+            tokens,
+            bars: zeros.shallow_clone(),
+            beats: zeros,
+        };
+        let fused = model.forward(&batch, false);
+        for block in &mut model.blocks {
+            block.explicit = true;
+        }
+        let explicit = model.forward(&batch, false);
+        let d = (fused - explicit).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{d}");
     }
 
     #[test]
