@@ -184,6 +184,23 @@ fn a_suite_runs_once_then_reuses_its_stages() {
         "{again}"
     );
 
+    // An interrupted training (a run folder, no record) resumes from its checkpoint;
+    // the same weights keep what follows.
+    let stages_dir = work.join("tiny/stages");
+    std::fs::remove_file(stages_dir.join("train.tiny-a.json")).unwrap();
+    let resumed = run(&[]);
+    assert!(resumed.contains("resuming train:tiny-a"), "{resumed}");
+    assert_eq!(stages(&resumed, "run     "), ["train:tiny-a"], "{resumed}");
+    // A run folder started under another key is not resumed but redone.
+    std::fs::write(stages_dir.join("train.tiny-a.started"), "another key").unwrap();
+    std::fs::remove_file(stages_dir.join("train.tiny-a.json")).unwrap();
+    let redone = run(&[]);
+    assert!(!redone.contains("resuming"), "{redone}");
+    assert!(
+        stages(&redone, "run     ").starts_with(&["train:tiny-a".to_string()]),
+        "{redone}"
+    );
+
     // A changed setting reruns what it reaches: training and what follows, not the data.
     suite(dir, "train.steps=21");
     let changed = run(&[]);
