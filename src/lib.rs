@@ -9,6 +9,8 @@ pub mod baselines;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod format;
+pub mod listening;
 pub mod midi;
 pub mod model;
 pub mod structure;
