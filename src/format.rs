@@ -33,13 +33,19 @@ fn format_float(f: f64) -> String {
     }
 }
 
+/// A frame as text.
+struct TextTable {
+    /// Column names.
+    names: Vec<String>,
+    /// Cells, row by row.
+    rows: Vec<Vec<String>>,
+    /// Whether each column is numeric.
+    numeric: Vec<bool>,
+}
+
 /// The frame's column names and its cells as text, row by row.
-fn text_cells(df: &DataFrame) -> Result<(Vec<String>, Vec<Vec<String>>, Vec<bool>)> {
-    let names = df
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
+fn text_cells(df: &DataFrame) -> Result<TextTable> {
+    let names = df.columns().iter().map(|c| c.name().to_string()).collect();
     let numeric = df
         .columns()
         .iter()
@@ -55,13 +61,21 @@ fn text_cells(df: &DataFrame) -> Result<(Vec<String>, Vec<Vec<String>>, Vec<bool
             .map_err(|e| anyhow::anyhow!("cannot read row {i} of a table: {e}"))?;
         rows.push(row);
     }
-    Ok((names, rows, numeric))
+    Ok(TextTable {
+        names,
+        rows,
+        numeric,
+    })
 }
 
 /// A GitHub-flavoured Markdown table: a header row, an alignment row (`---:` for
 /// numeric columns) and one line per row; `|` inside cells is escaped.
 pub fn markdown(df: &DataFrame) -> Result<String> {
-    let (names, rows, numeric) = text_cells(df)?;
+    let TextTable {
+        names,
+        rows,
+        numeric,
+    } = text_cells(df)?;
     let escape = |s: &str| s.replace('|', "\\|");
     let line = |cells: &[String]| {
         let inner: Vec<String> = cells.iter().map(|c| escape(c)).collect();
@@ -79,7 +93,9 @@ pub fn markdown(df: &DataFrame) -> Result<String> {
     Ok(out)
 }
 
-/// Escapes LaTeX's special characters in text; `±` becomes `$\pm$`.
+/// Escapes LaTeX's special characters in text; `±`, `−` (minus), `–` (en dash)
+/// and `×` become `$\pm$`, `$-$`, `--` and `$\times$`, so pdfLaTeX needs no
+/// Unicode setup.
 pub fn latex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
@@ -92,6 +108,9 @@ pub fn latex_escape(text: &str) -> String {
             '~' => out.push_str("\\textasciitilde{}"),
             '^' => out.push_str("\\textasciicircum{}"),
             '±' => out.push_str("$\\pm$"),
+            '−' => out.push_str("$-$"),
+            '–' => out.push_str("--"),
+            '×' => out.push_str("$\\times$"),
             _ => out.push(ch),
         }
     }
@@ -102,7 +121,11 @@ pub fn latex_escape(text: &str) -> String {
 /// `\midrule`, `\bottomrule`: the document needs `\usepackage{booktabs}`) and the
 /// given caption; every cell and the caption are escaped with [`latex_escape`].
 pub fn latex(df: &DataFrame, caption: &str) -> Result<String> {
-    let (names, rows, numeric) = text_cells(df)?;
+    let TextTable {
+        names,
+        rows,
+        numeric,
+    } = text_cells(df)?;
     let align: String = numeric.iter().map(|&n| if n { 'r' } else { 'l' }).collect();
     let line = |cells: &[String]| {
         let inner: Vec<String> = cells.iter().map(|c| latex_escape(c)).collect();
@@ -173,10 +196,10 @@ mod tests {
 
     #[test]
     fn latex_escapes_specials_and_uses_booktabs() {
-        let tex = latex(&frame(), "Scores & 50% ± 1").unwrap();
+        let tex = latex(&frame(), "Scores & 50% ± 1, n − 1, 1–10").unwrap();
         assert_eq!(
             tex,
-            "\\begin{table}[t]\n\\centering\n\\caption{Scores \\& 50\\% $\\pm$ 1}\n\
+            "\\begin{table}[t]\n\\centering\n\\caption{Scores \\& 50\\% $\\pm$ 1, n $-$ 1, 1--10}\n\
              \\begin{tabular}{lrr}\n\\toprule\nmodel & score & n \\\\\n\\midrule\n\
              A\\_b & 1.5 & 3 \\\\\nx|y &  & 10 \\\\\n\\bottomrule\n\\end{tabular}\n\\end{table}\n"
         );

@@ -135,15 +135,28 @@ fn check_tables(out: &Path) {
     assert!(close(num(m, "preference"), 0.75));
     assert!(close(num(o, "preference"), 0.25));
     assert!(close(num(b, "preference"), 0.0));
-    assert_eq!((m["sole_top"].as_str(), m["shared_top"].as_str()), ("3", "3"));
-    assert_eq!((o["sole_top"].as_str(), o["shared_top"].as_str()), ("0", "3"));
+    assert_eq!(
+        (m["sole_top"].as_str(), m["shared_top"].as_str()),
+        ("3", "3")
+    );
+    assert_eq!(
+        (o["sole_top"].as_str(), o["shared_top"].as_str()),
+        ("0", "3")
+    );
 
     // Table 3. Museformer − Baseline = 1..6: 6 wins, exact, W+ = 21, p = 2/64.
     let t3 = read_csv(&out.join("table3.csv"));
     assert_eq!(t3.len(), 2);
     let (vb, vo) = (&t3[0], &t3[1]);
     assert_eq!(
-        [&vb["reference"], &vb["model"], &vb["wins"], &vb["ties"], &vb["losses"], &vb["method"]],
+        [
+            &vb["reference"],
+            &vb["model"],
+            &vb["wins"],
+            &vb["ties"],
+            &vb["losses"],
+            &vb["method"]
+        ],
         ["Museformer", "Baseline", "6", "0", "0", "exact"]
     );
     assert!(close(num(vb, "w_plus"), 21.0));
@@ -153,7 +166,14 @@ fn check_tables(out: &Path) {
     // W+ = 6, mean 3, variance 3·4·7/24 − (2³−2)/48 = 3.375, z = 3/√3.375 =
     // 1.632993, p = 2(1 − Φ(z)) = 0.1024704.
     assert_eq!(
-        [&vo["model"], &vo["wins"], &vo["ties"], &vo["losses"], &vo["n_nonzero"], &vo["method"]],
+        [
+            &vo["model"],
+            &vo["wins"],
+            &vo["ties"],
+            &vo["losses"],
+            &vo["n_nonzero"],
+            &vo["method"]
+        ],
         ["Other", "3", "3", "0", "3", "normal"]
     );
     assert!(close(num(vo, "z"), 1.632993161855452));
@@ -161,18 +181,32 @@ fn check_tables(out: &Path) {
 
     let md2 = std::fs::read_to_string(out.join("table2.md")).unwrap();
     assert!(
-        md2.contains("| Baseline | 3.50 ± 1.87 | 2.00 ± 0.00 | 3.00 ± 0.00 | 5.50 ± 0.84 | 0.000 |"),
+        md2.contains(
+            "| Baseline | 3.50 ± 1.87 | 2.00 ± 0.00 | 3.00 ± 0.00 | 5.50 ± 0.84 | 0.000 |"
+        ),
         "{md2}"
     );
     let md3 = std::fs::read_to_string(out.join("table3.md")).unwrap();
-    assert!(md3.contains("| Museformer vs Baseline | 6 | 0 | 0 | 0.0312 | exact |"), "{md3}");
-    assert!(md3.contains("| Museformer vs Other | 3 | 3 | 0 | 0.1025 | normal (z = 1.63) |"), "{md3}");
+    assert!(
+        md3.contains("| Museformer vs Baseline | 6 | 0 | 0 | 0.0312 | exact |"),
+        "{md3}"
+    );
+    assert!(
+        md3.contains("| Museformer vs Other | 3 | 3 | 0 | 0.1025 | normal (z = 1.63) |"),
+        "{md3}"
+    );
     let tex3 = std::fs::read_to_string(out.join("table3.tex")).unwrap();
-    assert!(tex3.contains("Museformer vs Other & 3 & 3 & 0 & 0.1025 & normal (z = 1.63) \\\\"), "{tex3}");
+    assert!(
+        tex3.contains("Museformer vs Other & 3 & 3 & 0 & 0.1025 & normal (z = 1.63) \\\\"),
+        "{tex3}"
+    );
     let tex2 = std::fs::read_to_string(out.join("table2.tex")).unwrap();
     assert!(tex2.contains("Museformer & 8.00 $\\pm$ 0.00"), "{tex2}");
     let prov = std::fs::read_to_string(out.join("provenance.json")).unwrap();
-    assert!(prov.contains("\"ratings_blake3\"") && prov.contains("\"units\": 6"), "{prov}");
+    assert!(
+        prov.contains("\"ratings_blake3\"") && prov.contains("\"units\": 6"),
+        "{prov}"
+    );
 }
 
 #[test]
@@ -181,7 +215,10 @@ fn tables_2_and_3_from_a_generated_ratings_file() {
     let ratings = dir.path().join("ratings.csv");
     std::fs::write(&ratings, csv(&rows(), |_, m| m.to_string())).unwrap();
     let printed = stats(&ratings, &dir.path().join("out"), &[]);
-    assert!(printed.contains("6 (rater, group) pairs, 3 models"), "{printed}");
+    assert!(
+        printed.contains("6 (rater, group) pairs, 3 models"),
+        "{printed}"
+    );
     check_tables(&dir.path().join("out"));
 
     // The same ratings under anonymous ids, with a different letter order in each
@@ -210,7 +247,13 @@ fn tables_2_and_3_from_a_generated_ratings_file() {
     check_tables(&out);
     // Without the key, the ids are not models: the message says to pass --key.
     let (ok, text) = run(
-        &["stats", "listening", anon.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "stats",
+            "listening",
+            anon.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         None,
     );
     assert!(!ok && text.contains("--key"), "{text}");
@@ -220,7 +263,10 @@ fn tables_2_and_3_from_a_generated_ratings_file() {
     stats(&ratings, &out, &["--reference", "Baseline"]);
     let t3 = read_csv(&out.join("table3.csv"));
     assert_eq!(t3[0]["model"], "Museformer");
-    assert_eq!((t3[0]["wins"].as_str(), t3[0]["losses"].as_str()), ("0", "6"));
+    assert_eq!(
+        (t3[0]["wins"].as_str(), t3[0]["losses"].as_str()),
+        ("0", "6")
+    );
 }
 
 #[test]
@@ -267,12 +313,18 @@ fn bad_ratings_files_are_named_by_line() {
                 l.remove(4);
                 l.join("\n") + "\n"
             },
-            vec!["rater `r1` in group `g2` (lines 5, 6)", "no rating of model `Baseline`"],
+            vec![
+                "rater `r1` in group `g2` (lines 5, 6)",
+                "no rating of model `Baseline`",
+            ],
         ),
         (
             "score out of range",
             edit(7, &set_overall("11")),
-            vec!["ratings.csv line 7", "`overall` is 11, outside the scale 1..=10"],
+            vec![
+                "ratings.csv line 7",
+                "`overall` is 11, outside the scale 1..=10",
+            ],
         ),
         (
             "score zero",
@@ -282,12 +334,19 @@ fn bad_ratings_files_are_named_by_line() {
         (
             "score not a whole number",
             edit(9, &set_overall("7.5")),
-            vec!["ratings.csv line 9", "`overall` is `7.5`; scores are whole numbers"],
+            vec![
+                "ratings.csv line 9",
+                "`overall` is `7.5`; scores are whole numbers",
+            ],
         ),
         (
             "duplicate row",
             format!("{good}{}\n", lines[2]),
-            vec!["ratings.csv line 20", "already rated `Baseline` on line 3", "duplicate"],
+            vec![
+                "ratings.csv line 20",
+                "already rated `Baseline` on line 3",
+                "duplicate",
+            ],
         ),
         (
             "wrong header",
@@ -345,14 +404,26 @@ fn bad_ratings_files_are_named_by_line() {
     };
     let a = args(&ratings);
     let (ok, out) = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
-    assert!(!ok && out.contains("anon.csv line 3: unknown model `piece-F`"), "{out}");
+    assert!(
+        !ok && out.contains("anon.csv line 3: unknown model `piece-F`"),
+        "{out}"
+    );
     std::fs::write(&ratings, format!("{HEADER}\nr1,g7,piece-A,5,5,5,5\n")).unwrap();
     let (ok, out) = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
-    assert!(!ok && out.contains("anon.csv line 2: group `g7` is not in the key"), "{out}");
+    assert!(
+        !ok && out.contains("anon.csv line 2: group `g7` is not in the key"),
+        "{out}"
+    );
     // Bad keys: a model twice in a group, a piece twice, groups with different models.
     for (text, wanted) in [
-        ("g1,piece-A,M\ng1,piece-B,M\n", "key.csv line 3: group `g1` has model `M` already on line 2"),
-        ("g1,piece-A,M\ng1,piece-A,B\n", "key.csv line 3: piece `piece-A` of group `g1` is already on line 2"),
+        (
+            "g1,piece-A,M\ng1,piece-B,M\n",
+            "key.csv line 3: group `g1` has model `M` already on line 2",
+        ),
+        (
+            "g1,piece-A,M\ng1,piece-A,B\n",
+            "key.csv line 3: piece `piece-A` of group `g1` is already on line 2",
+        ),
         (
             "g1,piece-A,M\ng1,piece-B,B\ng2,piece-A,M\n",
             "group `g2` has the models M but group `g1` has B, M",
@@ -381,16 +452,34 @@ fn model_folder(dir: &Path, label: &str, count: u8, seed0: u8) -> PathBuf {
 /// The three model folders of the kit tests.
 fn models(root: &Path) -> Vec<(String, PathBuf)> {
     vec![
-        ("Museformer".into(), model_folder(&root.join("mf"), "Museformer", 4, 0)),
-        ("LabelXL".into(), model_folder(&root.join("xl"), "LabelXL", 3, 30)),
-        ("LabelLin".into(), model_folder(&root.join("lin"), "LabelLin", 5, 60)),
+        (
+            "Museformer".into(),
+            model_folder(&root.join("mf"), "Museformer", 4, 0),
+        ),
+        (
+            "LabelXL".into(),
+            model_folder(&root.join("xl"), "LabelXL", 3, 30),
+        ),
+        (
+            "LabelLin".into(),
+            model_folder(&root.join("lin"), "LabelLin", 5, 60),
+        ),
     ]
 }
 
 fn kit_args(models: &[(String, PathBuf)], out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = ["listening", "kit", "--groups", "3", "--raters", "2", "--seed", "7"]
-        .map(String::from)
-        .to_vec();
+    let mut a: Vec<String> = [
+        "listening",
+        "kit",
+        "--groups",
+        "3",
+        "--raters",
+        "2",
+        "--seed",
+        "7",
+    ]
+    .map(String::from)
+    .to_vec();
     for (l, d) in models {
         a.push("--model".into());
         a.push(format!("{l}={}", d.display()));
@@ -402,7 +491,10 @@ fn kit_args(models: &[(String, PathBuf)], out: &Path, extra: &[&str]) -> Vec<Str
 }
 
 fn run_owned(args: &[String], path_env: &Path) -> (bool, String) {
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(path_env))
+    run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        Some(path_env),
+    )
 }
 
 #[test]
@@ -415,10 +507,14 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
     let (ok, text) = run_owned(&kit_args(&models, &out, &[]), &empty_path);
     assert!(ok, "{text}");
     // No fluidsynth on PATH: it says MIDI only, and how to get WAV.
-    assert!(text.contains("MIDI only: fluidsynth is not on PATH"), "{text}");
+    assert!(
+        text.contains("MIDI only: fluidsynth is not on PATH"),
+        "{text}"
+    );
     let readme = std::fs::read_to_string(out.join("README.txt")).unwrap();
     assert!(
-        readme.contains("MIDI only") && readme.contains("apt-get install fluidsynth fluid-soundfont-gm"),
+        readme.contains("MIDI only")
+            && readme.contains("apt-get install fluidsynth fluid-soundfont-gm"),
         "{readme}"
     );
 
@@ -433,18 +529,34 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
             .entry(row["group"].clone())
             .or_default()
             .insert(row["piece"].clone(), row["model"].clone());
-        assert!(sources.insert(row["source"].clone()), "{} used twice", row["source"]);
+        assert!(
+            sources.insert(row["source"].clone()),
+            "{} used twice",
+            row["source"]
+        );
         // The anonymous file is its source's music (so the key is right), without names.
-        let anon = midi::read_file(&out.join("for-raters").join(&row["group"]).join(format!("{}.mid", row["piece"]))).unwrap();
+        let anon = midi::read_file(
+            &out.join("for-raters")
+                .join(&row["group"])
+                .join(format!("{}.mid", row["piece"])),
+        )
+        .unwrap();
         let src = midi::read_file(Path::new(&row["source"])).unwrap();
         let notes = |s: &midi::Score| s.tracks.iter().map(|t| t.notes.clone()).collect::<Vec<_>>();
         assert_eq!(notes(&anon), notes(&src), "{row:?}");
         assert!(src.tracks.iter().all(|t| t.name == row["model"]));
         assert!(anon.tracks.iter().all(|t| t.name.is_empty()), "{row:?}");
     }
-    assert_eq!(by_group.keys().collect::<Vec<_>>(), ["group-01", "group-02", "group-03"]);
+    assert_eq!(
+        by_group.keys().collect::<Vec<_>>(),
+        ["group-01", "group-02", "group-03"]
+    );
     for (g, pieces) in &by_group {
-        assert_eq!(pieces.keys().collect::<Vec<_>>(), ["piece-A", "piece-B", "piece-C"], "{g}");
+        assert_eq!(
+            pieces.keys().collect::<Vec<_>>(),
+            ["piece-A", "piece-B", "piece-C"],
+            "{g}"
+        );
         let m: BTreeSet<&String> = pieces.values().collect();
         assert_eq!(m.len(), 3, "{g}: {pieces:?}");
     }
@@ -468,7 +580,14 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
     assert!(out.join("for-raters/instructions.txt").is_file());
     let kit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("kit.json")).unwrap()).unwrap();
-    assert_eq!((kit["seed"].as_u64(), kit["groups"].as_u64(), kit["raters"].as_u64()), (Some(7), Some(3), Some(2)));
+    assert_eq!(
+        (
+            kit["seed"].as_u64(),
+            kit["groups"].as_u64(),
+            kit["raters"].as_u64()
+        ),
+        (Some(7), Some(3), Some(2))
+    );
     assert_eq!(kit["models"][2]["midi_files"].as_u64(), Some(5));
     assert_eq!(kit["rendered"].as_bool(), Some(false));
 
@@ -481,10 +600,21 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
     assert_eq!(lines[18], "rater-02,group-03,piece-C,,,,");
     // Unfilled, it is refused with the first empty cell's line.
     let (ok, text) = run(
-        &["stats", "listening", out.join("for-raters/ratings.csv").to_str().unwrap(), "--out", dir.path().join("t").to_str().unwrap(), "--key", out.join("key.csv").to_str().unwrap()],
+        &[
+            "stats",
+            "listening",
+            out.join("for-raters/ratings.csv").to_str().unwrap(),
+            "--out",
+            dir.path().join("t").to_str().unwrap(),
+            "--key",
+            out.join("key.csv").to_str().unwrap(),
+        ],
         None,
     );
-    assert!(!ok && text.contains("ratings.csv line 2: the cell `musicality` is empty"), "{text}");
+    assert!(
+        !ok && text.contains("ratings.csv line 2: the cell `musicality` is empty"),
+        "{text}"
+    );
 
     // Filled in through the key (Museformer 9, LabelXL 5, LabelLin 7), the tables
     // see the models behind the letters.
@@ -496,23 +626,42 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
             "LabelXL" => 5,
             _ => 7,
         };
-        filled.push_str(&format!("{},{},{},{score},{score},{score},{score}\n", c[0], c[1], c[2]));
+        filled.push_str(&format!(
+            "{},{},{},{score},{score},{score},{score}\n",
+            c[0], c[1], c[2]
+        ));
     }
     let ratings = dir.path().join("filled.csv");
     std::fs::write(&ratings, filled).unwrap();
     let tables = dir.path().join("tables");
-    stats(&ratings, &tables, &["--key", out.join("key.csv").to_str().unwrap()]);
+    stats(
+        &ratings,
+        &tables,
+        &["--key", out.join("key.csv").to_str().unwrap()],
+    );
     let t2 = read_csv(&tables.join("table2.csv"));
-    let means: Vec<(&str, f64)> = t2.iter().map(|r| (r["model"].as_str(), num(r, "overall_mean"))).collect();
-    assert_eq!(means, [("LabelLin", 7.0), ("LabelXL", 5.0), ("Museformer", 9.0)]);
+    let means: Vec<(&str, f64)> = t2
+        .iter()
+        .map(|r| (r["model"].as_str(), num(r, "overall_mean")))
+        .collect();
+    assert_eq!(
+        means,
+        [("LabelLin", 7.0), ("LabelXL", 5.0), ("Museformer", 9.0)]
+    );
     let t3 = read_csv(&tables.join("table3.csv"));
     for r in &t3 {
-        assert_eq!((r["wins"].as_str(), r["ties"].as_str(), r["losses"].as_str()), ("6", "0", "0"));
+        assert_eq!(
+            (r["wins"].as_str(), r["ties"].as_str(), r["losses"].as_str()),
+            ("6", "0", "0")
+        );
         // Six equal differences: tied magnitudes, so the normal approximation:
         // W+ = 21, mean 10.5, variance 22.75 − (216 − 6)/48 = 18.375, z = 2.449490,
         // p = 0.0143059.
         assert_eq!(r["method"], "normal");
-        assert!((num(r, "p_value") - 0.014305878435429631).abs() < 1e-9, "{r:?}");
+        assert!(
+            (num(r, "p_value") - 0.014305878435429631).abs() < 1e-9,
+            "{r:?}"
+        );
     }
 
     // The same seed gives the same kit; the output folder must be new.
@@ -524,7 +673,10 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
         std::fs::read_to_string(again.join("key.csv")).unwrap()
     );
     let (ok, text) = run_owned(&kit_args(&models, &out, &[]), &empty_path);
-    assert!(!ok && text.contains("already exists and is not empty"), "{text}");
+    assert!(
+        !ok && text.contains("already exists and is not empty"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -541,9 +693,15 @@ fn the_kit_renders_wav_with_fluidsynth_and_refuses_short_folders() {
     let sf = dir.path().join("gm.sf2");
     std::fs::write(&sf, b"not really a soundfont").unwrap();
     let out = dir.path().join("kit");
-    let (ok, text) = run_owned(&kit_args(&models, &out, &["--soundfont", sf.to_str().unwrap()]), &bin_dir);
+    let (ok, text) = run_owned(
+        &kit_args(&models, &out, &["--soundfont", sf.to_str().unwrap()]),
+        &bin_dir,
+    );
     assert!(ok, "{text}");
-    assert!(text.contains("WAV rendered at 44100 Hz") && !text.contains("MIDI only"), "{text}");
+    assert!(
+        text.contains("WAV rendered at 44100 Hz") && !text.contains("MIDI only"),
+        "{text}"
+    );
     let group = out.join("for-raters/group-02");
     let args = std::fs::read_to_string(group.join("piece-B.wav")).unwrap();
     let args: Vec<&str> = args.lines().collect();
@@ -551,7 +709,15 @@ fn the_kit_renders_wav_with_fluidsynth_and_refuses_short_folders() {
     let mid = group.join("piece-B.mid");
     assert_eq!(
         args,
-        ["-ni", "-F", wav.to_str().unwrap(), "-r", "44100", sf.to_str().unwrap(), mid.to_str().unwrap()]
+        [
+            "-ni",
+            "-F",
+            wav.to_str().unwrap(),
+            "-r",
+            "44100",
+            sf.to_str().unwrap(),
+            mid.to_str().unwrap()
+        ]
     );
     let kit = std::fs::read_to_string(out.join("kit.json")).unwrap();
     assert!(kit.contains("\"rendered\": true"), "{kit}");
@@ -560,29 +726,64 @@ fn the_kit_renders_wav_with_fluidsynth_and_refuses_short_folders() {
     let out2 = dir.path().join("kit-nosf");
     let (ok, text) = run_owned(&kit_args(&models, &out2, &[]), &bin_dir);
     if !Path::new(museformer::listening::kit::DEFAULT_SOUNDFONTS[0]).exists() {
-        assert!(ok && text.contains("MIDI only: no General MIDI SoundFont"), "{text}");
+        assert!(
+            ok && text.contains("MIDI only: no General MIDI SoundFont"),
+            "{text}"
+        );
     }
     // A --soundfont that does not exist is an error.
     let (ok, text) = run_owned(
-        &kit_args(&models, &dir.path().join("kit3"), &["--soundfont", "/nonexistent/gm.sf2"]),
+        &kit_args(
+            &models,
+            &dir.path().join("kit3"),
+            &["--soundfont", "/nonexistent/gm.sf2"],
+        ),
         &bin_dir,
     );
-    assert!(!ok && text.contains("the SoundFont /nonexistent/gm.sf2 does not exist"), "{text}");
+    assert!(
+        !ok && text.contains("the SoundFont /nonexistent/gm.sf2 does not exist"),
+        "{text}"
+    );
 
     // Four groups, but LabelXL has three pieces: the error names the model and folder.
     let mut args = kit_args(&models, &dir.path().join("kit4"), &[]);
     args[3] = "4".into();
     let (ok, text) = run_owned(&args, &bin_dir);
     assert!(
-        !ok && text.contains(&format!("model `LabelXL`: {} has 3 MIDI files, but 4 groups", models[1].1.display())),
+        !ok && text.contains(&format!(
+            "model `LabelXL`: {} has 3 MIDI files, but 4 groups",
+            models[1].1.display()
+        )),
         "{text}"
     );
     // A suite is not yet supported; a malformed --model is explained.
-    let (ok, text) = run_owned(&["listening".into(), "kit".into(), "suite.yaml".into(), "--out".into(), "x".into()], &bin_dir);
-    assert!(!ok && text.contains("not yet supported"), "{text}");
     let (ok, text) = run_owned(
-        &["listening", "kit", "--model", "Museformer", "--model", "B=b", "--out", "x"].map(String::from),
+        &[
+            "listening".into(),
+            "kit".into(),
+            "suite.yaml".into(),
+            "--out".into(),
+            "x".into(),
+        ],
         &bin_dir,
     );
-    assert!(!ok && text.contains("--model `Museformer`: expected LABEL=DIR"), "{text}");
+    assert!(!ok && text.contains("not yet supported"), "{text}");
+    let (ok, text) = run_owned(
+        &[
+            "listening",
+            "kit",
+            "--model",
+            "Museformer",
+            "--model",
+            "B=b",
+            "--out",
+            "x",
+        ]
+        .map(String::from),
+        &bin_dir,
+    );
+    assert!(
+        !ok && text.contains("--model `Museformer`: expected LABEL=DIR"),
+        "{text}"
+    );
 }

@@ -222,9 +222,9 @@ fn midi_files(label: &str, dir: &Path) -> Result<Vec<PathBuf>> {
         let path = entry
             .with_context(|| format!("model `{label}`: cannot read the folder {}", dir.display()))?
             .path();
-        let is_midi = path.extension().is_some_and(|e| {
-            e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi")
-        });
+        let is_midi = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"));
         if is_midi && path.is_file() {
             files.push(path);
         }
@@ -283,7 +283,9 @@ Fill in your rows of ratings.csv (your rater id is in the first column, the piec
 third): whole numbers from 1 to 10, every cell filled. Please do not rename the pieces.\n";
 
 /// Builds a listening-test kit (see the module documentation) from `models`:
-/// (label, folder of generated MIDI files) pairs, 2 to 26 of them.
+/// (label, folder of generated MIDI files) pairs, 2 to 26 of them. It prints
+/// nothing: callers show [`KitReport::summary`] (or at least [`KitReport::audio`]),
+/// which says when only MIDI was written and how to get WAV.
 pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitReport> {
     if models.len() < 2 || models.len() > 26 {
         bail!(
@@ -342,12 +344,13 @@ pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitR
     for g in 0..opts.groups {
         let group = numbered("group", g, opts.groups);
         let dir = raters_dir.join(&group);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut order: Vec<usize> = (0..models.len()).collect();
         order.shuffle(&mut rng);
         for (j, &m) in order.iter().enumerate() {
             let piece = format!("piece-{}", char::from(b'A' + j as u8));
-            let source = chosen[m][g].clone();
+            let source = chosen[m].pop().expect("groups pieces per model");
             let midi = dir.join(format!("{piece}.mid"));
             anonymize(&source, &midi)?;
             let wav = renderer.render(&midi)?;
@@ -392,7 +395,10 @@ pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitR
     let write = |path: PathBuf, text: String| {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     };
-    write(raters_dir.join("instructions.txt"), INSTRUCTIONS.to_string())?;
+    write(
+        raters_dir.join("instructions.txt"),
+        INSTRUCTIONS.to_string(),
+    )?;
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     write(
         out.join("README.txt"),
@@ -432,10 +438,10 @@ pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitR
         rendered,
         audio: &audio,
     };
-    write(out.join("kit.json"), serde_json::to_string_pretty(&kit_json)?)?;
-    if !rendered {
-        eprintln!("note: {audio}");
-    }
+    write(
+        out.join("kit.json"),
+        serde_json::to_string_pretty(&kit_json)?,
+    )?;
     Ok(KitReport {
         out: out.clone(),
         raters_dir,

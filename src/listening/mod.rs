@@ -40,7 +40,11 @@ pub struct KitArgs {
     pub suite: Option<PathBuf>,
     /// A model's label and its folder of generated MIDI files (e.g.
     /// `Museformer=gen/museformer`); repeat for each model (2 to 26).
-    #[arg(long = "model", value_name = "LABEL=DIR", required_unless_present = "suite")]
+    #[arg(
+        long = "model",
+        value_name = "LABEL=DIR",
+        required_unless_present = "suite"
+    )]
     pub models: Vec<String>,
     /// Number of groups (each holds one piece per model; each model folder needs at
     /// least this many MIDI files).
@@ -133,8 +137,8 @@ impl ListeningTables {
         let key = key.map(Key::load).transpose()?;
         let ratings = Ratings::load(ratings, key.as_ref())?;
         let Some(r) = ratings.model_index(reference) else {
-            let looks_anonymous = key.is_none()
-                && ratings.models.iter().all(|m| m.starts_with("piece-"));
+            let looks_anonymous =
+                key.is_none() && ratings.models.iter().all(|m| m.starts_with("piece-"));
             bail!(
                 "{}: the reference model `{reference}` is not among the rated models ({}); pass --reference LABEL{}",
                 ratings.path.display(),
@@ -160,8 +164,14 @@ impl ListeningTables {
     pub fn table2_frames(&self) -> Result<(DataFrame, DataFrame)> {
         let rows = &self.table2;
         let mut data = vec![
-            Column::new("model".into(), rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>()),
-            Column::new("n".into(), rows.iter().map(|r| r.n as u32).collect::<Vec<_>>()),
+            Column::new(
+                "model".into(),
+                rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "n".into(),
+                rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
+            ),
         ];
         let mut display = vec![data[0].clone()];
         for (k, metric) in stats::METRICS.iter().enumerate() {
@@ -183,21 +193,36 @@ impl ListeningTables {
                     .collect::<Vec<_>>(),
             ));
         }
-        data.push(Column::new("preference".into(), rows.iter().map(|r| r.preference).collect::<Vec<_>>()));
-        data.push(Column::new("sole_top".into(), rows.iter().map(|r| r.sole_top as u32).collect::<Vec<_>>()));
-        data.push(Column::new("shared_top".into(), rows.iter().map(|r| r.shared_top as u32).collect::<Vec<_>>()));
+        data.push(Column::new(
+            "preference".into(),
+            rows.iter().map(|r| r.preference).collect::<Vec<_>>(),
+        ));
+        data.push(Column::new(
+            "sole_top".into(),
+            rows.iter().map(|r| r.sole_top as u32).collect::<Vec<_>>(),
+        ));
+        data.push(Column::new(
+            "shared_top".into(),
+            rows.iter().map(|r| r.shared_top as u32).collect::<Vec<_>>(),
+        ));
         display.push(Column::new(
             "preference".into(),
-            rows.iter().map(|r| format!("{:.3}", r.preference)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| format!("{:.3}", r.preference))
+                .collect::<Vec<_>>(),
         ));
-        Ok((DataFrame::new_infer_height(data)?, DataFrame::new_infer_height(display)?))
+        Ok((
+            DataFrame::new_infer_height(data)?,
+            DataFrame::new_infer_height(display)?,
+        ))
     }
 
     /// Table 3 as data (CSV) and for display (Markdown and LaTeX: p with four
     /// decimals, or two significant digits below 0.0001).
     pub fn table3_frames(&self) -> Result<(DataFrame, DataFrame)> {
         let rows = &self.table3;
-        let count = |f: fn(&Pairwise) -> usize| rows.iter().map(|r| f(r) as u32).collect::<Vec<_>>();
+        let count =
+            |f: fn(&Pairwise) -> usize| rows.iter().map(|r| f(r) as u32).collect::<Vec<_>>();
         let data = df!(
             "reference" => rows.iter().map(|r| r.reference.as_str()).collect::<Vec<_>>(),
             "model" => rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
@@ -324,8 +349,14 @@ pub fn run_stats(args: &StatsArgs) -> Result<ListeningTables> {
         tables.units,
         tables.table2.len()
     );
-    println!("Table 2\n\n{}", format::markdown(&tables.table2_frames()?.1)?);
-    println!("Table 3\n\n{}", format::markdown(&tables.table3_frames()?.1)?);
+    println!(
+        "Table 2\n\n{}",
+        format::markdown(&tables.table2_frames()?.1)?
+    );
+    println!(
+        "Table 3\n\n{}",
+        format::markdown(&tables.table3_frames()?.1)?
+    );
     println!(
         "wrote table2.{{md,csv,tex}}, table3.{{md,csv,tex}}, provenance.json to {}",
         args.out.display()

@@ -555,9 +555,8 @@ pub fn wilcoxon_signed_rank(diffs: &[f64]) -> Result<Wilcoxon> {
 fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
-    let std = (values.len() > 1).then(|| {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    });
+    let std = (values.len() > 1)
+        .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
     (mean, std)
 }
 
@@ -588,7 +587,12 @@ pub fn table2(ratings: &Ratings, order: &[usize]) -> Vec<ModelSummary> {
     let mut sole = vec![0usize; ratings.models.len()];
     let mut shared = vec![0usize; ratings.models.len()];
     for u in units {
-        let top = u.scores.iter().map(|s| s[OVERALL]).max().expect("two models");
+        let top = u
+            .scores
+            .iter()
+            .map(|s| s[OVERALL])
+            .max()
+            .expect("two models");
         let winners: Vec<usize> = (0..u.scores.len())
             .filter(|&m| u.scores[m][OVERALL] == top)
             .collect();
@@ -689,7 +693,10 @@ mod tests {
         // outcomes; two-sided p = 2/1024.
         let d: Vec<f64> = (1..=10).map(f64::from).collect();
         let w = wilcoxon_signed_rank(&d).unwrap();
-        assert_eq!((w.method, w.n, w.w_plus, w.w_minus), (Method::Exact, 10, 55.0, 0.0));
+        assert_eq!(
+            (w.method, w.n, w.w_plus, w.w_minus),
+            (Method::Exact, 10, 55.0, 0.0)
+        );
         assert_eq!(w.p_value, 2.0 / 1024.0);
         // n = 5: d = 1, 2, 3, 4, −5: W+ = 10, W− = 5. P(W ≤ 5) = (1+1+1+2+2+3)/32
         // = 10/32 (counts of subset sums 0..5); two-sided p = 20/32 = 0.625.
@@ -713,6 +720,43 @@ mod tests {
     }
 
     #[test]
+    fn the_exact_p_value_counts_all_sign_patterns() {
+        // Magnitudes 1..=n with every sign pattern: the distribution of W+ is
+        // symmetric about n(n+1)/4, so the two-sided p is the share of the 2^n
+        // patterns whose W+ is at least as far from the mean.
+        for n in 1..=10usize {
+            let w_of = |mask: usize| -> usize {
+                (0..n).filter(|i| mask >> i & 1 == 1).map(|i| i + 1).sum()
+            };
+            let mean = (n * (n + 1)) as f64 / 4.0;
+            let all: Vec<f64> = (0..1usize << n).map(|m| w_of(m) as f64).collect();
+            for mask in 0..1usize << n {
+                let d: Vec<f64> = (0..n)
+                    .map(|i| {
+                        if mask >> i & 1 == 1 {
+                            (i + 1) as f64
+                        } else {
+                            -((i + 1) as f64)
+                        }
+                    })
+                    .collect();
+                let far = (all[mask] - mean).abs();
+                let count = all
+                    .iter()
+                    .filter(|w| (*w - mean).abs() >= far - 1e-12)
+                    .count();
+                let w = wilcoxon_signed_rank(&d).unwrap();
+                assert_eq!(w.method, Method::Exact);
+                assert_eq!(w.w_plus, all[mask]);
+                assert!(
+                    close(w.p_value, count as f64 / (1usize << n) as f64),
+                    "n {n}, mask {mask}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn normal_approximation_cases_computed_by_hand() {
         // Zeros and ties: d = 0, 1, −1, 2, 2, 3, −4, 5. The zero is dropped: n = 7,
         // |d| = 1 1 2 2 3 4 5 with ranks 1.5 1.5 3.5 3.5 5 6 7. W+ = 1.5 + 3.5 + 3.5
@@ -720,7 +764,10 @@ mod tests {
         // ((2³−2) + (2³−2))/48 = 35 − 0.25 = 34.75; z = 6.5/√34.75 = 1.102645609;
         // p = 2(1 − Φ(z)) = 0.270181096.
         let w = wilcoxon_signed_rank(&[0.0, 1.0, -1.0, 2.0, 2.0, 3.0, -4.0, 5.0]).unwrap();
-        assert_eq!((w.method, w.n, w.zeros, w.tied), (Method::Normal, 7, 1, true));
+        assert_eq!(
+            (w.method, w.n, w.zeros, w.tied),
+            (Method::Normal, 7, 1, true)
+        );
         assert_eq!((w.w_plus, w.w_minus), (20.5, 7.5));
         assert!(close(w.z.unwrap(), 1.1026456085839622), "{w:?}");
         assert!(close(w.p_value, 0.2701810957102335), "{w:?}");
@@ -762,9 +809,15 @@ mod tests {
             assert!(w.p_value > 0.0 && w.p_value <= 1.0, "{d:?}: {w:?}");
         }
         // Balanced ties: W+ = W−, z = 0, p = 1.
-        assert_eq!(wilcoxon_signed_rank(&[2.0, -2.0, 0.0]).unwrap().p_value, 1.0);
+        assert_eq!(
+            wilcoxon_signed_rank(&[2.0, -2.0, 0.0]).unwrap().p_value,
+            1.0
+        );
         let none = wilcoxon_signed_rank(&[0.0, 0.0]).unwrap();
-        assert_eq!((none.method, none.p_value, none.zeros), (Method::NoDifferences, 1.0, 2));
+        assert_eq!(
+            (none.method, none.p_value, none.zeros),
+            (Method::NoDifferences, 1.0, 2)
+        );
         assert!(wilcoxon_signed_rank(&[1.0, f64::NAN]).is_err());
     }
 
