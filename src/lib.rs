@@ -10,6 +10,8 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod format;
+pub mod listening;
 pub mod midi;
 pub mod model;
 pub mod structure;
