@@ -96,7 +96,7 @@ pub fn causal_linear_attention(q: &Tensor, k: &Tensor, v: &Tensor, chunk: i64) -
         // Across chunks: the state S, z left by all earlier chunks.
         let s = exclusive_cumsum(&k.transpose(-1, -2).matmul(&v), 2); // (b, h, c, d, dv)
         let z = exclusive_cumsum(&k.sum_dim_intlist(3, false, Kind::Float), 2); // (b, h, c, d)
-        // Within a chunk: the masked quadratic term.
+                                                                                // Within a chunk: the masked quadratic term.
         let causal = Tensor::ones([len, len], (Kind::Float, q.device())).tril(0);
         let a = q.matmul(&k.transpose(-1, -2)) * causal; // (b, h, c, len, len)
         let num = q.matmul(&s) + a.matmul(&v);

@@ -80,7 +80,9 @@ pub fn sliding_window_attention(
     let chunks = (n + len - 1) / len;
     let pad = chunks * len - n;
     // Queries: chunk c holds positions [c len, (c + 1) len).
-    let q = q.constant_pad_nd([0, 0, 0, pad]).reshape([b * h, chunks, len, d]);
+    let q = q
+        .constant_pad_nd([0, 0, 0, pad])
+        .reshape([b * h, chunks, len, d]);
     // Keys and values: chunk c sees positions [(c - 1) len, (c + 1) len); one chunk of
     // zeros in front stands for the keys before position 0 (masked).
     let around = |x: &Tensor, width: i64| {

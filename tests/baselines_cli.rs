@@ -114,14 +114,17 @@ fn the_experiment_files_name_the_baselines() {
             .unwrap_or_else(|e| panic!("{name}: {e:#}"))
     };
     let long = load("longformer.yaml");
-    assert_eq!((long.model.kind.as_str(), long.model.window), ("longformer", 1024));
+    assert_eq!(
+        (long.model.kind.as_str(), long.model.window),
+        ("longformer", 1024)
+    );
     assert_eq!((long.model.layers, long.model.hidden), (4, 512));
     let long_small = load("longformer-small.yaml");
     assert_eq!(
         (long_small.model.kind.as_str(), long_small.model.window),
         ("longformer", 256)
     );
-    assert!(long_small.model.window < long_small.train.max_tokens);
+    assert!((long_small.model.window as usize) < long_small.train.max_tokens);
     let linear = load("linear-transformer.yaml");
     assert_eq!(linear.model.kind, "linear_transformer");
     assert_eq!((linear.model.layers, linear.model.hidden), (4, 512));

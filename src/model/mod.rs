@@ -242,9 +242,7 @@ pub fn build(
             device: path.device(),
         })),
         "longformer" => Ok(Box::new(longformer::new(path, cfg, vocab_size)?)),
-        "linear_transformer" => Ok(Box::new(linear_transformer::new(
-            path, cfg, vocab_size,
-        )?)),
+        "linear_transformer" => Ok(Box::new(linear_transformer::new(path, cfg, vocab_size)?)),
         other => anyhow::bail!("unknown model kind `{other}` (known: {})", KINDS.join(", ")),
     }
 }
