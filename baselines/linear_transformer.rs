@@ -180,6 +180,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn long_sequences_never_form_an_n_by_n_matrix() {
+        // 2^18 positions: an n x n float matrix would take 256 GiB; the chunks take
+        // n x chunk scores and n / chunk carried states.
+        let n = 1 << 18;
+        let x = Tensor::randn([1, 1, n, 8], (Kind::Float, Device::Cpu));
+        let y = tch::no_grad(|| causal_linear_attention(&x, &x, &x, 64));
+        assert_eq!(y.size(), [1, 1, n, 8]);
+        // The last position is the normalized sum over the whole prefix.
+        let (q, k) = (feature_map(&x.narrow(2, n - 1, 1)), feature_map(&x));
+        let weights = q.matmul(&k.transpose(-1, -2)); // (1, 1, 1, n)
+        let expected = weights.matmul(&x) / (weights.sum(Kind::Float) + EPS);
+        let diff = (y.narrow(2, n - 1, 1) - expected)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-4, "last position differs by {diff}");
+    }
+
     fn model(chunk: i64) -> LinearTransformer {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {

@@ -177,6 +177,25 @@ mod tests {
         assert!(diff > 1e-3);
     }
 
+    #[test]
+    fn long_sequences_never_form_an_n_by_n_matrix() {
+        // 2^18 positions: an n x n float matrix would take 256 GiB; the chunks take
+        // n x 2 window scores.
+        let n = 1 << 18;
+        let x = Tensor::randn([1, 1, n, 8], (Kind::Float, Device::Cpu));
+        let y = tch::no_grad(|| sliding_window_attention(&x, &x, &x, 32, 0.0));
+        assert_eq!(y.size(), [1, 1, n, 8]);
+        // The last position sees only the window: its output is the reference's on
+        // the last window + 1 positions.
+        let tail = x.narrow(2, n - 33, 33);
+        let expected = naive(&tail, &tail, &tail, 32).narrow(2, 32, 1);
+        let diff = (y.narrow(2, n - 1, 1) - expected)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-5, "last position differs by {diff}");
+    }
+
     fn model(window: i64) -> Longformer {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {
