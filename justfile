@@ -34,11 +34,28 @@ reproduce suite="experiments/suites/mini.yaml": build corpus
     {{bin}} reproduce {{suite}}
 
 # Benchmarks; results go to docs/performance.md by hand.
-bench: build corpus bench-data bench-structure bench-train
+bench: build corpus bench-data bench-structure bench-train bench-attention bench-models bench-decode
 
 # Training and generation tokens/s of the small Transformer on the default corpus.
 bench-train: build corpus
     scripts/bench_train.sh
+
+# Figure 4 on the CPU: peak memory and time of a training step of Museformer and
+# its full-attention counterpart (fused kernel and explicit scores), 1k to 16k tokens.
+bench-attention: build corpus
+    {{bin}} data prepare experiments/data/default.yaml
+    {{bin}} bench attention --lengths 1024,2048,4096,8192,12288,16384 --repeats 2 --out results/attention-cpu
+
+# Every model's training step time and peak memory at 1k, 4k and 8k tokens (CPU,
+# small configs), in one run.
+bench-models: build corpus
+    {{bin}} data prepare experiments/data/default.yaml
+    {{bin}} bench attention --lengths 1024,4096,8192 --repeats 2 --out results/bench-models --experiments experiments/museformer-small.yaml,experiments/transformer-small.yaml,experiments/music-transformer-small.yaml,experiments/transformer-xl-small.yaml,experiments/longformer-small.yaml,experiments/linear-transformer-small.yaml
+
+# Museformer's decoding cache against recomputing the prefix, 4,096 tokens.
+bench-decode: build corpus
+    {{bin}} data prepare experiments/data/default.yaml
+    {{bin}} bench decode --experiment experiments/museformer-small.yaml --length 4096
 
 # Bar pairs per second of the similarity statistics, one core.
 bench-structure: build corpus

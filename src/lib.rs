@@ -11,6 +11,8 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod format;
+pub mod listening;
 pub mod midi;
 pub mod model;
 pub mod pipeline;

@@ -51,9 +51,12 @@ enum Command {
     /// Prepare and inspect token datasets.
     #[command(subcommand)]
     Data(DataCommand),
-    /// Structure statistics: bar-similarity distributions, bar selection, similarity error.
+    /// Statistics: bar-similarity distributions, bar selection, similarity error, listening-test tables.
     #[command(subcommand)]
     Stats(museformer::structure::cli::StatsCommand),
+    /// Listening test: build the kit for raters (`stats listening` reads the ratings).
+    #[command(subcommand)]
+    Listening(museformer::listening::ListeningCommand),
     /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
     Train {
         /// Experiment file (experiments/*.yaml).
@@ -379,6 +382,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Stats(cmd) => museformer::structure::cli::run(cmd)?,
+        Command::Listening(cmd) => museformer::listening::run(cmd)?,
         Command::Train {
             experiment,
             sets,

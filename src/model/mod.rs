@@ -10,8 +10,10 @@ pub mod layers;
 pub mod inspect;
 pub mod layout;
 pub mod museformer;
+pub mod stack;
 pub mod transformer;
 
+use crate::baselines::{linear_transformer, longformer};
 use crate::tokens::{Token, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -177,9 +179,9 @@ pub enum FullAttention {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Registry name: `transformer` (full attention), `museformer` (FC-attention),
-    /// a baseline, or `uniform` (a reference model whose every prediction is
-    /// uniform).
+    /// Registry name (one of [`KINDS`]): `transformer` (full attention),
+    /// `museformer` (FC-attention), a baseline (`longformer`, `linear_transformer`,
+    /// ...), or `uniform` (a reference model whose every prediction is uniform).
     pub kind: String,
     /// Layers.
     pub layers: i64,
@@ -262,12 +264,20 @@ pub fn build(
             vocab_size,
             device: path.device(),
         })),
+        "longformer" => Ok(Box::new(longformer::new(path, cfg, vocab_size)?)),
+        "linear_transformer" => Ok(Box::new(linear_transformer::new(path, cfg, vocab_size)?)),
         other => anyhow::bail!("unknown model kind `{other}` (known: {})", KINDS.join(", ")),
     }
 }
 
 /// Model kinds the registry knows.
-pub const KINDS: &[&str] = &["transformer", "museformer", "uniform"];
+pub const KINDS: &[&str] = &[
+    "transformer",
+    "museformer",
+    "uniform",
+    "longformer",
+    "linear_transformer",
+];
 
 /// A reference model that predicts every token with equal probability: its
 /// perplexity is the vocabulary size. Used to check the evaluator.

@@ -122,6 +122,12 @@ pub enum StatsCommand {
         #[arg(long)]
         data_config: Option<PathBuf>,
     },
+    /// Listening-test tables from a ratings CSV: Table 2 (mean ± sample std per metric
+    /// and model, preference score) and Table 3 (wins, ties, losses and two-sided
+    /// Wilcoxon signed-rank p-value of --reference against each other model on the
+    /// overall score), as table2.{md,csv,tex} and table3.{md,csv,tex} with
+    /// provenance.json in --out. See docs/listening.md for the definitions.
+    Listening(crate::listening::StatsArgs),
 }
 
 /// Runs a `museformer stats` subcommand.
@@ -164,6 +170,7 @@ pub fn run(cmd: StatsCommand) -> Result<()> {
             instrument,
             data_config,
         } => song(&file, &out, instrument, data_config.as_deref()),
+        StatsCommand::Listening(args) => crate::listening::run_stats(&args).map(drop),
     }
 }
 

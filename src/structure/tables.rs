@@ -6,18 +6,11 @@
 
 use super::input::Corpus;
 use super::similarity::{Distribution, DistributionDistance};
+use crate::format::write_csv;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::Serialize;
 use std::path::Path;
-
-fn write_csv(path: &Path, df: &mut DataFrame) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    CsvWriter::new(file)
-        .finish(df)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
-}
 
 /// Writes `similarity.csv`: `dataset, interval, mean_similarity, pairs,
 /// std_similarity, songs, identical_pairs` for t = 1..=T of every corpus.
@@ -128,6 +121,23 @@ impl Machine {
     }
 }
 
+/// The commit of the current folder (`git rev-parse HEAD`) and whether its working
+/// tree has uncommitted changes (`git status --porcelain`); `None` where git does
+/// not answer.
+pub fn git_state() -> (Option<String>, Option<bool>) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"]);
+    let dirty = git(&["status", "--porcelain"]).map(|s| !s.is_empty());
+    (commit, dirty)
+}
+
 /// One input in the provenance.
 #[derive(Debug, Clone, Serialize)]
 pub struct InputProvenance {
@@ -172,16 +182,7 @@ impl Provenance {
         read_settings: &impl Serialize,
         wall_seconds: f64,
     ) -> Result<Provenance> {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        };
-        let git_commit = git(&["rev-parse", "HEAD"]);
-        let git_dirty = git(&["status", "--porcelain"]).map(|s| !s.is_empty());
+        let (git_commit, git_dirty) = git_state();
         let inputs = corpora
             .iter()
             .map(|c| InputProvenance {
