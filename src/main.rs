@@ -122,6 +122,13 @@ enum Command {
         suite: PathBuf,
         #[command(flatten)]
         folders: SuiteFolders,
+        /// A listening test's ratings CSV: adds Tables 2 and 3 (the suite's
+        /// `reference` row against each other row; see `museformer stats listening`).
+        #[arg(long)]
+        ratings: Option<PathBuf>,
+        /// The listening kit's key.csv, when the ratings name anonymous pieces.
+        #[arg(long, requires = "ratings")]
+        key: Option<PathBuf>,
     },
 }
 
@@ -456,8 +463,19 @@ fn run(cli: Cli) -> Result<()> {
                 outcome.results.display()
             );
         }
-        Command::Report { suite, folders } => {
-            let files = museformer::pipeline::report(&suite, &folders.work, &folders.results)?;
+        Command::Report {
+            suite,
+            folders,
+            ratings,
+            key,
+        } => {
+            let ratings = ratings.map(|ratings| museformer::pipeline::Ratings { ratings, key });
+            let files = museformer::pipeline::report(
+                &suite,
+                &folders.work,
+                &folders.results,
+                ratings.as_ref(),
+            )?;
             for f in files {
                 println!("wrote {}", f.display());
             }

@@ -226,6 +226,35 @@ fn a_suite_runs_once_then_reuses_its_stages() {
         results.to_str().unwrap(),
     ]);
     assert!(out.join("table1.tex").is_file());
+    // With a listening test's ratings the report adds Tables 2 and 3.
+    let ratings = write(
+        dir,
+        "ratings.csv",
+        b"rater,group,model,musicality,short_term,long_term,overall
+          r1,1,Tiny A,7,7,6,8
+r1,1,Tiny B,5,4,5,5
+r2,1,Tiny A,8,6,7,9
+r2,1,Tiny B,4,5,4,3
+          r3,1,Tiny A,6,6,6,7
+r3,1,Tiny B,6,5,5,4
+",
+    );
+    ok(&[
+        "report",
+        suite_file.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--ratings",
+        ratings.to_str().unwrap(),
+    ]);
+    let table3 = std::fs::read_to_string(out.join("table3.md")).unwrap();
+    assert!(table3.contains("Tiny B"), "{table3}");
+    assert!(out.join("table2.tex").is_file());
+    assert!(std::fs::read_to_string(out.join("README.md"))
+        .unwrap()
+        .contains("table3.md"));
 
     // A bad --force value lists the stages.
     let bad = museformer(&[

@@ -647,18 +647,55 @@ fn load_records(suite: &Suite, stages: &Path) -> Result<Records> {
     })
 }
 
-/// `museformer report SUITE`: writes the report from the suite's finished stages.
-pub fn report(suite_path: &Path, work: &Path, results: &Path) -> Result<Vec<PathBuf>> {
+/// A listening test's ratings for the report's Tables 2 and 3.
+#[derive(Debug, Clone)]
+pub struct Ratings {
+    /// The ratings CSV (`rater,group,model,musicality,short_term,long_term,overall`).
+    pub ratings: PathBuf,
+    /// The kit's `key.csv` when the model column holds anonymous piece ids.
+    pub key: Option<PathBuf>,
+}
+
+/// `museformer report SUITE`: writes the report from the suite's finished stages,
+/// and Tables 2 and 3 ([`crate::listening`], the suite's `reference` row against
+/// the others) when ratings are given.
+pub fn report(
+    suite_path: &Path,
+    work: &Path,
+    results: &Path,
+    ratings: Option<&Ratings>,
+) -> Result<Vec<PathBuf>> {
     let suite = Suite::load(suite_path)?;
     let stages = work.join(&suite.name).join("stages");
     let records = load_records(&suite, &stages)?;
-    write_report(
-        &suite,
-        suite_path,
-        &records,
-        &stages,
-        &results.join(&suite.name),
-    )
+    let out = results.join(&suite.name);
+    let mut files = write_report(&suite, suite_path, &records, &stages, &out)?;
+    if let Some(r) = ratings {
+        let tables = crate::listening::ListeningTables::compute(
+            &r.ratings,
+            r.key.as_deref(),
+            &suite.reference,
+        )?;
+        tables.write(&out)?;
+        let readme_path = out.join("README.md");
+        let mut readme = std::fs::read_to_string(&readme_path)
+            .with_context(|| format!("cannot read {}", readme_path.display()))?;
+        readme.push_str(&format!(
+            "\n## Tables 2 and 3: the listening test\n\nFrom {} ({} (rater, group) pairs): \
+             [Table 2](table2.md) ([CSV](table2.csv), [LaTeX](table2.tex)) and \
+             [Table 3](table3.md) ([CSV](table3.csv), [LaTeX](table3.tex)).\n",
+            r.ratings.display(),
+            tables.units
+        ));
+        std::fs::write(&readme_path, readme)
+            .with_context(|| format!("cannot write {}", readme_path.display()))?;
+        for t in ["table2", "table3"] {
+            for ext in ["md", "csv", "tex"] {
+                files.push(out.join(format!("{t}.{ext}")));
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn git(args: &[&str]) -> Option<String> {

@@ -6,9 +6,9 @@
 //! distribution against the training data), `provenance.json` and a `README.md`
 //! linking everything. [`crate::pipeline`] gathers the inputs from its stages.
 //!
-//! Not here yet: Figure 4 (the attention benchmark; the lead's part) and Tables 2
-//! and 3 from a listening-test ratings file. TODO(lead): once `museformer::listening`
-//! is merged, add `--ratings FILE` to `museformer report` and write its tables here.
+//! Tables 2 and 3 (the listening test) are added by `museformer report --ratings`
+//! through [`crate::listening`] ([`crate::pipeline::report`]). Not here yet: Figure 4
+//! (the attention benchmark, `museformer bench attention`).
 
 pub mod table;
 
@@ -265,7 +265,8 @@ fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> 
          ## Not in this report yet\n\n\
          - Figure 4 (memory and speed of the attention against sequence length) comes from \
          the attention benchmark.\n\
-         - Tables 2 and 3 (listening test) need a ratings file and `museformer stats listening`.\n",
+         - Tables 2 and 3 (listening test): `museformer report --ratings RATINGS.csv [--key key.csv]` \
+         adds them from a listening test's ratings.\n",
     );
     let mut per_row = String::from(
         "\n## Generated pieces\n\n| model | pieces | SE intervals |\n| --- | ---: | --- |\n",
