@@ -10,6 +10,8 @@ pub mod layers;
 pub mod layout;
 pub mod transformer;
 
+use crate::baselines::music_transformer::MusicTransformer;
+use crate::baselines::transformer_xl::TransformerXl;
 use crate::tokens::{Token, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -161,8 +163,10 @@ pub fn bar_beat_indices(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Registry name: `transformer` (full attention) or `uniform` (a reference
-    /// model whose every prediction is uniform).
+    /// Registry name: `transformer` (full attention), `music_transformer`
+    /// (relative attention, Huang et al. 2018), `transformer_xl` (segment
+    /// recurrence, Dai et al. 2019) or `uniform` (a reference model whose every
+    /// prediction is uniform).
     pub kind: String,
     /// Layers.
     pub layers: i64,
@@ -234,6 +238,8 @@ pub fn build(
         "transformer" => Ok(Box::new(transformer::Transformer::new(
             path, cfg, vocab_size,
         )?)),
+        "music_transformer" => Ok(Box::new(MusicTransformer::new(path, cfg, vocab_size)?)),
+        "transformer_xl" => Ok(Box::new(TransformerXl::new(path, cfg, vocab_size)?)),
         "uniform" => Ok(Box::new(Uniform {
             vocab_size,
             device: path.device(),
@@ -243,7 +249,12 @@ pub fn build(
 }
 
 /// Model kinds the registry knows.
-pub const KINDS: [&str; 2] = ["transformer", "uniform"];
+pub const KINDS: &[&str] = &[
+    "transformer",
+    "music_transformer",
+    "transformer_xl",
+    "uniform",
+];
 
 /// A reference model that predicts every token with equal probability: its
 /// perplexity is the vocabulary size. Used to check the evaluator.
