@@ -4,3 +4,5 @@
 
 pub mod linear_transformer;
 pub mod longformer;
+pub mod music_transformer;
+pub mod transformer_xl;

@@ -37,6 +37,10 @@ impl DeviceChoice {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Training settings (defaults: the paper's, Section 4.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +51,13 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Training sequences are truncated to this many tokens.
     pub max_tokens: usize,
+    /// 0: each training song (truncated at `max_tokens`) is one sample. More: each
+    /// truncated song is cut into consecutive chunks of this many tokens, each
+    /// chunk a sample (the Music Transformer's training in the paper); validation
+    /// and evaluation stay full-length. Left out of the saved configuration when 0,
+    /// so runs from before the option keep their folder.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub chunk: usize,
     /// Validation sequences are truncated to this many tokens.
     pub valid_max_tokens: usize,
     /// Token budget of one batch (sequences × padded length).
@@ -81,6 +92,7 @@ impl Default for TrainConfig {
             device: DeviceChoice::Auto,
             seed: 1,
             max_tokens: 15_360,
+            chunk: 0,
             valid_max_tokens: 10_240,
             batch_tokens: 15_360,
             accumulate: 1,

@@ -120,3 +120,50 @@ impl HeadProjections {
             .forward(&y.transpose(1, 2).contiguous().view([b, t, h * dh]))
     }
 }
+
+/// The memory-efficient "skewing" of relative logits (Huang et al. 2018, Section
+/// 3.4.1; the `_rel_shift` of Transformer-XL): `x` is `(..., queries, keys)` whose
+/// column `m` holds the logit of distance `keys - 1 - m` (the farthest first,
+/// distance 0 last), the `queries` being the last positions of the keys. Returns
+/// `out[i][j] = x[i][j + queries - 1 - i]`, the logit of query `i` against key `j`
+/// at their distance `(keys - queries) + i - j`. Entries of keys after the query
+/// (the causal mask hides them) hold unrelated values. Done by padding a zero
+/// column on the left, reshaping to `(keys + 1, queries)`, dropping the first row
+/// and reshaping back: no `(queries, keys)` index tensor is built.
+pub fn relative_shift(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let n = size.len();
+    assert!(
+        n >= 2,
+        "relative_shift needs (..., queries, keys), got {size:?}"
+    );
+    let (q, k) = (size[n - 2], size[n - 1]);
+    assert!(q <= k, "relative_shift: {q} queries but only {k} keys");
+    let lead = &size[..n - 2];
+    let padded = x.constant_pad_nd([1, 0]);
+    let rows = padded.reshape([lead, &[k + 1, q][..]].concat());
+    rows.narrow(-2, 1, k).reshape(size)
+}
+
+/// Causal attention with relative-position logits: `softmax((q·kᵀ + S)/√d + causal)
+/// v`, where `S = relative_shift(rel_logits)`. `q` is `(batch, heads, queries,
+/// head_dim)`, the queries being the last `queries` of the `k` and `v` positions;
+/// `rel_logits` is `(batch, heads, queries, keys)` with column `m` the logit of
+/// distance `keys - 1 - m`. `S/√d` and the causal mask go to libtorch's
+/// scaled-dot-product attention as an additive mask (memory-efficient kernels on a
+/// GPU); `dropout` applies to the attention weights.
+pub fn relative_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    rel_logits: &Tensor,
+    dropout: f64,
+) -> Tensor {
+    let (queries, keys, head_dim) = (q.size()[2], k.size()[2], q.size()[3]);
+    let future =
+        Tensor::ones([queries, keys], (tch::Kind::Bool, q.device())).triu(keys - queries + 1);
+    let bias = (relative_shift(rel_logits) / (head_dim as f64).sqrt())
+        .masked_fill(&future, f64::NEG_INFINITY)
+        .to_kind(q.kind());
+    Tensor::scaled_dot_product_attention(q, k, v, Some(bias), dropout, false, None, false)
+}

@@ -14,6 +14,8 @@ pub mod stack;
 pub mod transformer;
 
 use crate::baselines::{linear_transformer, longformer};
+use crate::baselines::music_transformer::MusicTransformer;
+use crate::baselines::transformer_xl::TransformerXl;
 use crate::tokens::{Token, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -180,8 +182,9 @@ pub enum FullAttention {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// Registry name (one of [`KINDS`]): `transformer` (full attention),
-    /// `museformer` (FC-attention), a baseline (`longformer`, `linear_transformer`,
-    /// ...), or `uniform` (a reference model whose every prediction is uniform).
+    /// `museformer` (FC-attention), the baselines `music_transformer`,
+    /// `transformer_xl`, `longformer` and `linear_transformer` (`docs/models.md`),
+    /// or `uniform` (a reference model whose every prediction is uniform).
     pub kind: String,
     /// Layers.
     pub layers: i64,
@@ -260,6 +263,8 @@ pub fn build(
         "museformer" => Ok(Box::new(museformer::Museformer::new(
             path, cfg, vocab_size,
         )?)),
+        "music_transformer" => Ok(Box::new(MusicTransformer::new(path, cfg, vocab_size)?)),
+        "transformer_xl" => Ok(Box::new(TransformerXl::new(path, cfg, vocab_size)?)),
         "uniform" => Ok(Box::new(Uniform {
             vocab_size,
             device: path.device(),
@@ -274,9 +279,11 @@ pub fn build(
 pub const KINDS: &[&str] = &[
     "transformer",
     "museformer",
-    "uniform",
+    "music_transformer",
+    "transformer_xl",
     "longformer",
     "linear_transformer",
+    "uniform",
 ];
 
 /// A reference model that predicts every token with equal probability: its

@@ -1,6 +1,7 @@
 //! Training data: songs from the token store as `<s> tokens` inputs and
 //! `tokens </s>` targets, truncated to a maximum length, with their bar and beat
-//! indices; batches of several songs under a token budget, bucketed by length to
+//! indices, each song one sample or cut into consecutive chunks (`train.chunk`);
+//! batches of several songs under a token budget, bucketed by length to
 //! limit padding, in a seeded order that depends only on (seed, epoch) so that a
 //! resumed run sees the same data; and a background thread that prepares batches
 //! ahead of the model.
@@ -55,6 +56,60 @@ pub fn sequence(
         bars,
         beats,
     }
+}
+
+impl Sequence {
+    /// The input positions `start..start + len` with their targets, bar and beat
+    /// indices: a training chunk. Chunks tile a song, so each target is predicted
+    /// once. The first input of a chunk other than the first is not `<s>` but the
+    /// song token before the chunk's first target (the previous chunk's last
+    /// target), and bar and beat indices stay those of the full song: a chunk is a
+    /// window onto the song, not a song of its own.
+    pub fn slice(self, start: usize, len: usize) -> Sequence {
+        if start == 0 && len >= self.inputs.len() {
+            return self;
+        }
+        let end = (start + len).min(self.inputs.len());
+        Sequence {
+            song: self.song,
+            inputs: self.inputs[start..end].to_vec(),
+            targets: self.targets[start..end].to_vec(),
+            bars: self.bars[start..end].to_vec(),
+            beats: self.beats[start..end].to_vec(),
+        }
+    }
+}
+
+/// One training sample: input positions `start..start + len` of song `song` (as
+/// [`sequence`] builds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Index of the song in the store.
+    pub song: usize,
+    /// First input position.
+    pub start: usize,
+    /// Number of positions.
+    pub len: usize,
+}
+
+/// The samples of songs given as `(song, input positions)`: one per song when
+/// `chunk` is 0, else consecutive chunks of `chunk` positions, the last of a song
+/// possibly shorter.
+pub fn samples(songs: &[(usize, usize)], chunk: usize) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(songs.len());
+    for &(song, positions) in songs {
+        let step = if chunk == 0 { positions.max(1) } else { chunk };
+        let mut start = 0;
+        while start < positions {
+            out.push(Sample {
+                song,
+                start,
+                len: step.min(positions - start),
+            });
+            start += step;
+        }
+    }
+    out
 }
 
 /// A batch and its targets `(batch, time)`, padding marked [`IGNORE`].
@@ -157,6 +212,8 @@ pub struct LoaderConfig {
     pub split: Split,
     /// Sequences truncated to this many positions.
     pub max_len: usize,
+    /// Truncated sequences cut into chunks of this many positions (0: whole).
+    pub chunk: usize,
     /// Token budget of a batch.
     pub budget: usize,
     /// Shuffling seed.
@@ -186,9 +243,15 @@ impl Loader {
             cfg.split.name(),
             store.dir().display()
         );
-        let lengths: Vec<(usize, usize)> = songs
+        let positions: Vec<(usize, usize)> = songs
             .iter()
             .map(|&i| (i, (store.songs()[i].len as usize + 1).min(cfg.max_len)))
+            .collect();
+        let samples = samples(&positions, cfg.chunk);
+        let lengths: Vec<(usize, usize)> = samples
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (k, s.len))
             .collect();
         let (tx, rx) = sync_channel(4);
         std::thread::spawn(move || {
@@ -198,7 +261,11 @@ impl Loader {
                 while pos.batch < plan.len() {
                     let seqs: Vec<Sequence> = plan[pos.batch]
                         .iter()
-                        .map(|&i| sequence(&store, i, &vocab, cfg.limits, cfg.max_len))
+                        .map(|&k| {
+                            let s = samples[k];
+                            sequence(&store, s.song, &vocab, cfg.limits, cfg.max_len)
+                                .slice(s.start, s.len)
+                        })
                         .collect();
                     pos.batch += 1;
                     if tx.send((TrainBatch::collate(&seqs), pos)).is_err() {
@@ -239,6 +306,57 @@ mod tests {
         }
         assert_eq!(plan, plan_batches(&lengths, 2000, 3, 0));
         assert_ne!(plan, plan_batches(&lengths, 2000, 3, 1));
+    }
+
+    #[test]
+    fn chunks_tile_each_song_and_keep_its_bar_and_beat_indices() {
+        assert_eq!(
+            samples(&[(7, 10), (3, 4)], 0),
+            [
+                Sample {
+                    song: 7,
+                    start: 0,
+                    len: 10
+                },
+                Sample {
+                    song: 3,
+                    start: 0,
+                    len: 4
+                }
+            ]
+        );
+        let chunks = samples(&[(7, 10), (3, 4)], 4);
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|s| (s.song, s.start, s.len))
+                .collect::<Vec<_>>(),
+            [(7, 0, 4), (7, 4, 4), (7, 8, 2), (3, 0, 4)]
+        );
+        let full = Sequence {
+            song: 7,
+            inputs: [BOS_ID as i64].into_iter().chain(10..19).collect(),
+            targets: (10..19).chain([EOS_ID as i64]).collect(),
+            bars: (0..10).map(|i| i / 3).collect(),
+            beats: (0..10).map(|i| i % 4).collect(),
+        };
+        let parts: Vec<Sequence> = chunks[..3]
+            .iter()
+            .map(|s| full.clone().slice(s.start, s.len))
+            .collect();
+        // The second chunk starts with the song token whose successor is its first
+        // target, not with <s>; its bars and beats are the full song's.
+        assert_eq!(parts[1].inputs, [13, 14, 15, 16]);
+        assert_eq!(parts[1].targets, [14, 15, 16, 17]);
+        assert_eq!(parts[1].bars, [1, 1, 2, 2]);
+        assert_eq!(parts[2].beats, [0, 1]);
+        let joined = |f: fn(&Sequence) -> &Vec<i64>| -> Vec<i64> {
+            parts.iter().flat_map(|p| f(p).clone()).collect()
+        };
+        assert_eq!(joined(|p| &p.inputs), full.inputs);
+        assert_eq!(joined(|p| &p.targets), full.targets);
+        assert_eq!(joined(|p| &p.bars), full.bars);
+        assert_eq!(joined(|p| &p.beats), full.beats);
     }
 
     #[test]

@@ -242,6 +242,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         LoaderConfig {
             split: Split::Train,
             max_len: t.max_tokens,
+            chunk: t.chunk,
             budget: t.batch_tokens,
             seed: t.seed,
             limits: cfg.model.positions,
