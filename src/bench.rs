@@ -3,7 +3,7 @@
 //! the small size) and each maximum length, one training step (forward and
 //! backward, batch 1) on a real piece of that length, in a fresh child process so
 //! that its peak memory is its own: the peak resident memory above what the process
-//! held before the step on the CPU (Linux `VmHWM` after `clear_refs`), time per
+//! held before its first step on the CPU (Linux `VmHWM` after `clear_refs`), time per
 //! step on either device. A child that passes the memory limit is stopped and the
 //! longer lengths of that experiment are skipped. Results go to `attention.csv`
 //! (written after every measurement, so an interruption keeps what was measured),
@@ -39,8 +39,8 @@ pub struct Measurement {
     pub device: String,
     /// `ok`, `out of memory`, `skipped` or an error message.
     pub status: String,
-    /// Peak memory of the step above the memory held before it, MiB (CPU: resident
-    /// memory; CUDA: not measured).
+    /// Peak memory of the training steps above the memory held before the first,
+    /// MiB (CPU: resident memory; CUDA: not measured).
     pub peak_mb: Option<f64>,
     /// Peak resident memory of the whole process, MiB.
     pub process_peak_mb: Option<f64>,
@@ -59,7 +59,11 @@ pub struct AttentionOptions {
     )]
     pub experiments: Vec<PathBuf>,
     /// Maximum sequence lengths, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1024,2048,4096,8192,16384")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1024,2048,4096,8192,16384"
+    )]
     pub lengths: Vec<usize>,
     /// Device: cpu (default), cuda, or auto.
     #[arg(long, value_enum, default_value = "cpu")]
@@ -127,7 +131,11 @@ pub fn piece(cfg: &ExperimentConfig, length: usize) -> Result<Piece> {
     let vocab = Vocab::new(manifest.config.encoding.pos_per_beat);
     let mut ids = vec![BOS_ID];
     let songs = store.split_indices(crate::data::Split::Train);
-    anyhow::ensure!(!songs.is_empty(), "the training split of {} is empty", cfg.dataset.display());
+    anyhow::ensure!(
+        !songs.is_empty(),
+        "the training split of {} is empty",
+        cfg.dataset.display()
+    );
     'fill: for round in 0.. {
         for &i in &songs {
             ids.extend(store.song(i).iter().filter(|&&t| t != EOS_ID));
@@ -160,7 +168,12 @@ fn status_kib(field: &str) -> Option<f64> {
 }
 
 /// Measures one experiment at one length in this process (the child side).
-pub fn measure_one(experiment: &Path, length: usize, device: BenchDevice, repeats: usize) -> Result<Measurement> {
+pub fn measure_one(
+    experiment: &Path,
+    length: usize,
+    device: BenchDevice,
+    repeats: usize,
+) -> Result<Measurement> {
     let mut cfg = ExperimentConfig::load(experiment, &[])?;
     let Piece {
         ids,
@@ -177,7 +190,9 @@ pub fn measure_one(experiment: &Path, length: usize, device: BenchDevice, repeat
     let model = model::build(&vs.root(), &cfg.model, vocab_size)?;
     let tb = TrainBatch {
         batch: Batch::single(&ids[..length], &bars, &beats, dev),
-        targets: Tensor::from_slice(&ids[1..=length]).view([1, -1]).to_device(dev),
+        targets: Tensor::from_slice(&ids[1..=length])
+            .view([1, -1])
+            .to_device(dev),
         tokens: length as i64,
     };
     let step = || {
@@ -192,7 +207,8 @@ pub fn measure_one(experiment: &Path, length: usize, device: BenchDevice, repeat
             tch::Cuda::synchronize(0);
         }
     };
-    step();
+    // The baseline is taken before the warm-up step: memory the allocator keeps
+    // from one step to the next belongs to the step.
     let cpu = dev == Device::Cpu;
     let before = if cpu {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -200,6 +216,7 @@ pub fn measure_one(experiment: &Path, length: usize, device: BenchDevice, repeat
     } else {
         None
     };
+    step();
     let start = Instant::now();
     for _ in 0..repeats.max(1) {
         step();
@@ -246,7 +263,12 @@ fn child_rss_gb(pid: u32) -> Option<f64> {
 
 /// Runs one measurement in a child process of this executable, stopped past the
 /// memory limit.
-fn spawn_one(exp: &Path, length: usize, opts: &AttentionOptions, limit_gb: f64) -> Result<Measurement> {
+fn spawn_one(
+    exp: &Path,
+    length: usize,
+    opts: &AttentionOptions,
+    limit_gb: f64,
+) -> Result<Measurement> {
     let exe = std::env::current_exe().context("cannot find the museformer executable")?;
     let mut child = std::process::Command::new(exe)
         .args(["bench", "attention-one"])
@@ -285,7 +307,11 @@ fn spawn_one(exp: &Path, length: usize, opts: &AttentionOptions, limit_gb: f64) 
     } else if stderr.contains("alloc") || stderr.contains("out of memory") {
         "out of memory".to_string()
     } else {
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
         format!("failed: {}", last.trim())
     }
     .replace([',', '"'], ";");
@@ -437,8 +463,10 @@ pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
     let mut rows: Vec<Measurement> = Vec::new();
     let bar = indicatif::ProgressBar::new((lengths.len() * opts.experiments.len()) as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, ETA {eta}]")
-            .expect("a valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed}, ETA {eta}]",
+        )
+        .expect("a valid template"),
     );
     for exp in &opts.experiments {
         let mut failed = false;
@@ -532,7 +560,8 @@ pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
         "seconds_per_step" => opt(|m| m.seconds_per_step),
     )?;
     let tmp = path.with_extension("csv.tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     CsvWriter::new(file)
         .finish(&mut df)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
@@ -541,7 +570,8 @@ pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
 
 /// Reads `attention.csv` back.
 pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
@@ -556,7 +586,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
         col("process_peak_mb"),
         col("seconds_per_step"),
     ) else {
-        bail!("{}: not an attention benchmark CSV (header {header:?})", path.display());
+        bail!(
+            "{}: not an attention benchmark CSV (header {header:?})",
+            path.display()
+        );
     };
     lines
         .enumerate()
@@ -597,7 +630,9 @@ const COLORS: [RGBColor; 7] = [
 /// experiment (PNG or SVG by extension).
 pub fn figure(rows: &[Measurement], path: &Path) -> Result<()> {
     register_font();
-    let svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
     let size = (1100, 450);
     let r = if svg {
         draw(SVGBackend::new(path, size).into_drawing_area(), rows)
@@ -607,7 +642,10 @@ pub fn figure(rows: &[Measurement], path: &Path) -> Result<()> {
     r.with_context(|| format!("cannot draw {}", path.display()))
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, rows: &[Measurement]) -> Result<()>
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Measurement],
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -616,7 +654,10 @@ where
     let panels = root.split_evenly((1, 2));
     let names = unique(rows);
     let max_len = rows.iter().map(|m| m.length).max().unwrap_or(1) as f64;
-    let device = rows.first().map_or("cpu", |m| m.device.as_str()).to_string();
+    let device = rows
+        .first()
+        .map_or("cpu", |m| m.device.as_str())
+        .to_string();
     for (panel, (title, value)) in panels.iter().zip([
         (
             format!("peak memory of a training step ({device}), MiB"),
@@ -627,7 +668,12 @@ where
             |m: &Measurement| m.seconds_per_step,
         ),
     ]) {
-        let top = rows.iter().filter_map(value).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+        let top = rows
+            .iter()
+            .filter_map(value)
+            .fold(0.0f64, f64::max)
+            .max(1e-3)
+            * 1.1;
         let mut chart = ChartBuilder::on(panel)
             .caption(&title, (FONT, 17))
             .margin(12)
@@ -653,14 +699,23 @@ where
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(err)?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(err)?;
             // Lengths that did not fit: a cross on the axis.
-            for m in rows.iter().filter(|m| &m.experiment == name && m.status != "ok") {
+            for m in rows
+                .iter()
+                .filter(|m| &m.experiment == name && m.status != "ok")
+            {
                 chart
-                    .draw_series(std::iter::once(Cross::new((m.length as f64, 0.0), 6, color.stroke_width(2))))
+                    .draw_series(std::iter::once(Cross::new(
+                        (m.length as f64, 0.0),
+                        6,
+                        color.stroke_width(2),
+                    )))
                     .map_err(err)?;
             }
         }

@@ -58,7 +58,12 @@ fn museformer_and_its_ablations_train_evaluate_and_generate() {
     .iter()
     .enumerate()
     {
-        let mut args = vec!["train", exp.to_str().unwrap(), "--runs", runs.to_str().unwrap()];
+        let mut args = vec![
+            "train",
+            exp.to_str().unwrap(),
+            "--runs",
+            runs.to_str().unwrap(),
+        ];
         for s in sets {
             args.extend(["--set", s]);
         }
@@ -94,9 +99,18 @@ fn ablation_files_give_their_layouts() {
     };
     for (full, small) in [
         ("museformer.yaml", "museformer-small.yaml"),
-        ("museformer-no-coarse.yaml", "museformer-small-no-coarse.yaml"),
-        ("museformer-no-selection.yaml", "museformer-small-no-selection.yaml"),
-        ("museformer-summary-only.yaml", "museformer-small-summary-only.yaml"),
+        (
+            "museformer-no-coarse.yaml",
+            "museformer-small-no-coarse.yaml",
+        ),
+        (
+            "museformer-no-selection.yaml",
+            "museformer-small-no-selection.yaml",
+        ),
+        (
+            "museformer-summary-only.yaml",
+            "museformer-small-summary-only.yaml",
+        ),
     ] {
         let (f, s) = (layout(full), layout(small));
         assert_eq!(f.kind, "museformer", "{full}");
@@ -179,7 +193,8 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
         json.to_str().unwrap(),
     ]);
     assert!(std::fs::metadata(&png).unwrap().len() > 100);
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let tokens = v["tokens"].as_array().unwrap();
     // `<s>` + 16 tokens: bar 0 is tokens 0..=8, bar 1 tokens 9 and 10, bar 2
     // tokens 11..=16.
@@ -190,7 +205,12 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
     let last = &tokens[16];
     let expect_tokens: Vec<u64> = (0..9).chain(11..17).collect();
     assert_eq!(
-        last["tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect::<Vec<_>>(),
+        last["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect::<Vec<_>>(),
         expect_tokens
     );
     assert_eq!(last["summaries"], serde_json::json!([1]));

@@ -118,7 +118,10 @@ pub fn draw(report: &LayoutReport, path: &Path) -> Result<()> {
     let cell = (1000 / w.max(1)).clamp(1, 16) as i32;
     let (margin, legend) = (10, 40);
     let side = cell * w as i32;
-    let size = ((side + 2 * margin) as u32, (side + 2 * margin + legend) as u32);
+    let size = (
+        (side + 2 * margin) as u32,
+        (side + 2 * margin + legend) as u32,
+    );
     let geometry = Geometry {
         order,
         col,
@@ -127,11 +130,21 @@ pub fn draw(report: &LayoutReport, path: &Path) -> Result<()> {
         margin,
         side,
     };
-    let svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
     let result = if svg {
-        render(SVGBackend::new(path, size).into_drawing_area(), report, &geometry)
+        render(
+            SVGBackend::new(path, size).into_drawing_area(),
+            report,
+            &geometry,
+        )
     } else {
-        render(BitMapBackend::new(path, size).into_drawing_area(), report, &geometry)
+        render(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            report,
+            &geometry,
+        )
     };
     result.with_context(|| format!("cannot draw {}", path.display()))
 }
@@ -153,69 +166,65 @@ fn render<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let (order, col, scol, cell, margin, side) = (&g.order, &g.col, &g.scol, g.cell, g.margin, g.side);
+    let (order, col, scol, cell, margin, side) =
+        (&g.order, &g.col, &g.scol, g.cell, g.margin, g.side);
     let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
-        root.fill(&WHITE).map_err(err)?;
-        let rect = |r: usize, c: usize, color: RGBColor| {
-            let (x, y) = (margin + c as i32 * cell, margin + r as i32 * cell);
-            Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())
-        };
-        for (row, &(s, i)) in order.iter().enumerate() {
-            if s {
-                let q = &report.summaries[i];
-                for &k in &q.tokens {
-                    root.draw(&rect(row, col[k], SUMMARIZE))
-.map_err(err)?;
-                }
-                root.draw(&rect(row, scol[i], SUMMARIZE))
-.map_err(err)?;
-            } else {
-                let q = &report.tokens[i];
-                for &k in &q.tokens {
-                    let color = if report.tokens[k].bar == q.bar {
-                        OWN_BAR
-                    } else {
-                        FINE
-                    };
-                    root.draw(&rect(row, col[k], color))
-.map_err(err)?;
-                }
-                for &k in &q.summaries {
-                    root.draw(&rect(row, scol[k], COARSE))
-.map_err(err)?;
-                }
+    root.fill(&WHITE).map_err(err)?;
+    let rect = |r: usize, c: usize, color: RGBColor| {
+        let (x, y) = (margin + c as i32 * cell, margin + r as i32 * cell);
+        Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())
+    };
+    for (row, &(s, i)) in order.iter().enumerate() {
+        if s {
+            let q = &report.summaries[i];
+            for &k in &q.tokens {
+                root.draw(&rect(row, col[k], SUMMARIZE)).map_err(err)?;
+            }
+            root.draw(&rect(row, scol[i], SUMMARIZE)).map_err(err)?;
+        } else {
+            let q = &report.tokens[i];
+            for &k in &q.tokens {
+                let color = if report.tokens[k].bar == q.bar {
+                    OWN_BAR
+                } else {
+                    FINE
+                };
+                root.draw(&rect(row, col[k], color)).map_err(err)?;
+            }
+            for &k in &q.summaries {
+                root.draw(&rect(row, scol[k], COARSE)).map_err(err)?;
             }
         }
-        // Bar boundaries.
-        for &c in scol {
-            let p = margin + (c as i32 + 1) * cell;
-            let style = RGBColor(200, 200, 200).stroke_width(1);
-            root.draw(&PathElement::new(
-                vec![(p, margin), (p, margin + side)],
-                style,
-            ))
-.map_err(err)?;
-            root.draw(&PathElement::new(
-                vec![(margin, p), (margin + side, p)],
-                style,
-            ))
-.map_err(err)?;
-        }
-        let y = margin + side + 14;
-        let mut x = margin;
-        for (label, color) in [
-            ("own bar", OWN_BAR),
-            ("fine-grained bars", FINE),
-            ("coarse-grained summaries", COARSE),
-            ("summarization", SUMMARIZE),
-        ] {
-            root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], color.filled()))
-.map_err(err)?;
-            root.draw(&Text::new(label, (x + 16, y), (FONT, 13).into_font()))
-.map_err(err)?;
-            x += 22 + 7 * label.len() as i32;
-        }
-        root.present().map_err(err)?;
-        Ok(())
-    
+    }
+    // Bar boundaries.
+    for &c in scol {
+        let p = margin + (c as i32 + 1) * cell;
+        let style = RGBColor(200, 200, 200).stroke_width(1);
+        root.draw(&PathElement::new(
+            vec![(p, margin), (p, margin + side)],
+            style,
+        ))
+        .map_err(err)?;
+        root.draw(&PathElement::new(
+            vec![(margin, p), (margin + side, p)],
+            style,
+        ))
+        .map_err(err)?;
+    }
+    let y = margin + side + 14;
+    let mut x = margin;
+    for (label, color) in [
+        ("own bar", OWN_BAR),
+        ("fine-grained bars", FINE),
+        ("coarse-grained summaries", COARSE),
+        ("summarization", SUMMARIZE),
+    ] {
+        root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], color.filled()))
+            .map_err(err)?;
+        root.draw(&Text::new(label, (x + 16, y), (FONT, 13).into_font()))
+            .map_err(err)?;
+        x += 22 + 7 * label.len() as i32;
+    }
+    root.present().map_err(err)?;
+    Ok(())
 }

@@ -6,16 +6,16 @@
 //! forward pass over a batch returning logits, and an incremental-decoding state
 //! that advances one token at a time without recomputing the prefix.
 
-pub mod layers;
 pub mod inspect;
+pub mod layers;
 pub mod layout;
 pub mod museformer;
 pub mod stack;
 pub mod transformer;
 
-use crate::baselines::{linear_transformer, longformer};
 use crate::baselines::music_transformer::MusicTransformer;
 use crate::baselines::transformer_xl::TransformerXl;
+use crate::baselines::{linear_transformer, longformer};
 use crate::tokens::{Token, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};

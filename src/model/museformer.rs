@@ -105,7 +105,8 @@ impl Plan {
             while end < groups.len() {
                 let g = &groups[end];
                 let (q, k) = (mq.max(g.queries.len()), mk.max(g.keys.len()));
-                if end > start && (g.keys.len() > limit || (end - start + 1) * q * k > BUCKET_ELEMENTS)
+                if end > start
+                    && (g.keys.len() > limit || (end - start + 1) * q * k > BUCKET_ELEMENTS)
                 {
                     break;
                 }
@@ -247,14 +248,26 @@ impl Block {
     ) -> (Tensor, Tensor) {
         let (qx, kx, vx) = project(&self.attn, &self.ln_attn.forward(x));
         let (qs, ks, vs) = project(&self.attn, &self.ln_attn.forward(s));
-        let os = summarize(&qs, &Tensor::cat(&[&kx, &ks], 0), &Tensor::cat(&[&vx, &vs], 0));
+        let os = summarize(
+            &qs,
+            &Tensor::cat(&[&kx, &ks], 0),
+            &Tensor::cat(&[&vx, &vs], 0),
+        );
         let s = s + merge(&self.attn, &os).dropout(dropout, train);
         let (_, ks, vs) = project(&self.attn, &self.ln_attn.forward(&s));
-        let ox = aggregate(&qx, &Tensor::cat(&[&kx, &ks], 0), &Tensor::cat(&[&vx, &vs], 0));
+        let ox = aggregate(
+            &qx,
+            &Tensor::cat(&[&kx, &ks], 0),
+            &Tensor::cat(&[&vx, &vs], 0),
+        );
         let x = x + merge(&self.attn, &ox).dropout(dropout, train);
         let x = self.ffn(&x, dropout, train);
         // The last layer's summaries feed nothing.
-        let s = if last { s } else { self.ffn(&s, dropout, train) };
+        let s = if last {
+            s
+        } else {
+            self.ffn(&s, dropout, train)
+        };
         (x, s)
     }
 }
@@ -325,8 +338,8 @@ impl Museformer {
         let (b, n) = (batch.size(), batch.len());
         let tokens = Vec::<i64>::try_from(batch.tokens.to_device(Device::Cpu).view([-1]))
             .expect("int64 tokens");
-        let bars = Vec::<i64>::try_from(batch.bars.to_device(Device::Cpu).view([-1]))
-            .expect("int64 bars");
+        let bars =
+            Vec::<i64>::try_from(batch.bars.to_device(Device::Cpu).view([-1])).expect("int64 bars");
         (0..b as usize)
             .map(|s| {
                 let row = s * n as usize..(s + 1) * n as usize;
@@ -477,7 +490,12 @@ impl LanguageModel for Museformer {
         let (b, n) = (batch.size(), batch.len());
         let device = batch.tokens.device();
         let layouts = Self::layouts(batch);
-        let nb = layouts.iter().map(|l| l.bars.len()).max().unwrap_or(0).max(1);
+        let nb = layouts
+            .iter()
+            .map(|l| l.bars.len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let x = self.embed.forward_batch(batch).dropout(self.dropout, train);
         let hidden = x.size()[2];
         let mut x = x.reshape([b * n, hidden]);
@@ -520,9 +538,7 @@ impl LanguageModel for Museformer {
                 }
             }
         }
-        self.head
-            .forward(&self.ln_out.forward(&x))
-            .view([b, n, -1])
+        self.head.forward(&self.ln_out.forward(&x)).view([b, n, -1])
     }
 
     fn new_state(&self, batch: i64) -> Box<dyn DecodeState> {
@@ -531,7 +547,9 @@ impl LanguageModel for Museformer {
                 .map(|_| SequenceState {
                     layout: Layout::new(&[]),
                     summarized: 0,
-                    layers: (0..self.blocks.len()).map(|_| LayerCache::default()).collect(),
+                    layers: (0..self.blocks.len())
+                        .map(|_| LayerCache::default())
+                        .collect(),
                 })
                 .collect(),
             len: 0,
@@ -591,7 +609,9 @@ impl Rows {
             let cap = (needed * 2).max(64);
             let fresh = Tensor::zeros([cap, size[1], size[2]], (row.kind(), row.device()));
             if let Some(d) = &self.data {
-                fresh.narrow(0, 0, self.len).copy_(&d.narrow(0, 0, self.len));
+                fresh
+                    .narrow(0, 0, self.len)
+                    .copy_(&d.narrow(0, 0, self.len));
             }
             self.data = Some(fresh);
         }
@@ -783,10 +803,14 @@ mod tests {
     /// Forward and parameter gradients of a loss over the real positions.
     fn run(model: &Museformer, vs: &nn::VarStore, batch: &Batch) -> (Tensor, Vec<Tensor>) {
         for mut v in vs.trainable_variables() {
-            let _ = v.zero_grad();
+            v.zero_grad();
         }
         let logits = model.forward(batch, false);
-        let real = batch.tokens.ne(PAD_ID as i64).unsqueeze(-1).to_kind(Kind::Float);
+        let real = batch
+            .tokens
+            .ne(PAD_ID as i64)
+            .unsqueeze(-1)
+            .to_kind(Kind::Float);
         // Fixed weights (tests share the global generator across threads).
         let weights = Tensor::arange(logits.numel() as i64, (Kind::Float, Device::Cpu))
             .sin()
@@ -797,11 +821,21 @@ mod tests {
             .into_iter()
             .map(|(name, v)| {
                 let g = v.grad();
-                (name, if g.defined() { g.copy() } else { v.zeros_like() })
+                (
+                    name,
+                    if g.defined() {
+                        g.copy()
+                    } else {
+                        v.zeros_like()
+                    },
+                )
             })
             .collect();
         grads.sort_by(|a, b| a.0.cmp(&b.0));
-        ((logits * real).detach(), grads.into_iter().map(|g| g.1).collect())
+        (
+            (logits * real).detach(),
+            grads.into_iter().map(|g| g.1).collect(),
+        )
     }
 
     fn check_against_dense(layout: LayoutConfig, songs: &[Vec<usize>]) {
@@ -819,7 +853,10 @@ mod tests {
         for (g, r) in grouped_grads.iter().zip(&dense_grads) {
             let d = max_diff(g, r);
             let scale = r.abs().max().double_value(&[]).max(1.0);
-            assert!(d < 1e-5 * scale, "{songs:?}: gradients differ by {d} (scale {scale})");
+            assert!(
+                d < 1e-5 * scale,
+                "{songs:?}: gradients differ by {d} (scale {scale})"
+            );
         }
     }
 
