@@ -305,6 +305,21 @@ pub fn reproduce(opts: &Options) -> Result<Outcome> {
             ]
         }))
         .collect();
+    let attention_hash = match &suite.attention {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!(
+                    "the suite's `attention:` file {} cannot be read; run `just bench-attention` \
+                     (or `museformer bench attention --out DIR`) first, or remove the key",
+                    path.display()
+                )
+            })?;
+            blake3::hash(&bytes).to_hex().to_string()
+        }
+        None => String::new(),
+    };
+    let mut inputs = inputs;
+    inputs.push(attention_hash.as_str());
     let key = stage_key(
         "report",
         &(&suite, runner.results.display().to_string()),
@@ -813,6 +828,10 @@ fn write_report(
             training_name: format!("{training_name} (training data)"),
             training,
             provenance,
+            attention: match &suite.attention {
+                Some(path) => Some(crate::bench::read_csv(path)?),
+                None => None,
+            },
         },
         out,
     )

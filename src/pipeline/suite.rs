@@ -109,6 +109,10 @@ pub struct Suite {
     pub generate: GenerateSettings,
     /// The rows of Table 1, in order.
     pub rows: Vec<Row>,
+    /// A `museformer bench attention` CSV (e.g. `results/attention-cpu/attention.csv`,
+    /// written by `just bench-attention`) drawn as Figure 4 in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<PathBuf>,
 }
 
 /// A row's label as a stage-name part: lower case, runs of other characters as one

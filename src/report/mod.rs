@@ -61,6 +61,8 @@ pub struct ReportInput {
     pub training: Distribution,
     /// Provenance, written as `provenance.json`.
     pub provenance: serde_json::Value,
+    /// The attention benchmark's measurements (Figure 4), when the suite names them.
+    pub attention: Option<Vec<crate::bench::Measurement>>,
 }
 
 /// Table 1 as a frame: model, then for each length our PPL and the paper's, then
@@ -227,6 +229,17 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
         written.push(path);
     }
 
+    if let Some(rows) = &input.attention {
+        for ext in ["png", "svg"] {
+            let path = out.join(format!("figure4.{ext}"));
+            crate::bench::figure(rows, &path)?;
+            written.push(path);
+        }
+        let path = out.join("figure4.csv");
+        crate::bench::write_csv(&path, rows)?;
+        written.push(path);
+    }
+
     written.push(write_file(
         &out.join("provenance.json"),
         &serde_json::to_string_pretty(&input.provenance)?,
@@ -254,7 +267,19 @@ fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> 
     for n in notes {
         s.push_str(&format!("\n- {n}"));
     }
-    s.push_str(
+    let figure4 = match &input.attention {
+        Some(rows) => format!(
+            "## Figure 4: memory and time of a training step against the length\n\n\
+             From `museformer bench attention` on {} (batch 1, forward and backward; \
+             measurements in [figure4.csv](figure4.csv)).\n\n\
+             ![Figure 4](figure4.png) ([SVG](figure4.svg))\n\n",
+            rows.first().map_or("the CPU", |m| m.device.as_str())
+        ),
+        None => "Figure 4 is not in this report: name a `museformer bench attention` CSV \
+                 under `attention:` in the suite.\n\n"
+            .to_string(),
+    };
+    s.push_str(&format!(
         "\n\nAlso as [CSV](table1.csv) and [LaTeX](table1.tex).\n\n\
          ## Figure 3: the training data's bar-similarity distribution\n\n\
          ![Figure 3](figure3.png) ([SVG](figure3.svg))\n\n\
@@ -262,12 +287,11 @@ fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> 
          Each model's similarity distribution of its generated pieces beside the training \
          data's; the table under the panels gives the mean |ΔL_t| (the similarity error).\n\n\
          ![Appendix C](appendix-c.png) ([SVG](appendix-c.svg))\n\n\
+         {figure4}\
          ## Not in this report yet\n\n\
-         - Figure 4 (memory and speed of the attention against sequence length) comes from \
-         the attention benchmark.\n\
          - Tables 2 and 3 (listening test): `museformer report --ratings RATINGS.csv [--key key.csv]` \
          adds them from a listening test's ratings.\n",
-    );
+    ));
     let mut per_row = String::from(
         "\n## Generated pieces\n\n| model | pieces | SE intervals |\n| --- | ---: | --- |\n",
     );
@@ -339,6 +363,7 @@ mod tests {
             training_name: "train".into(),
             training: dist(0),
             provenance: serde_json::json!({"suite": "t"}),
+            attention: None,
         }
     }
 
