@@ -756,7 +756,7 @@ fn the_kit_renders_wav_with_fluidsynth_and_refuses_short_folders() {
         )),
         "{text}"
     );
-    // A suite is not yet supported; a malformed --model is explained.
+    // A suite file that does not exist is named; a malformed --model is explained.
     let (ok, text) = run_owned(
         &[
             "listening".into(),
@@ -767,7 +767,7 @@ fn the_kit_renders_wav_with_fluidsynth_and_refuses_short_folders() {
         ],
         &bin_dir,
     );
-    assert!(!ok && text.contains("not yet supported"), "{text}");
+    assert!(!ok && text.contains("suite.yaml"), "{text}");
     let (ok, text) = run_owned(
         &[
             "listening",

@@ -36,8 +36,13 @@ pub enum ListeningCommand {
 /// Arguments of `museformer listening kit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KitArgs {
-    /// A suite file whose generated pieces to use (not yet supported: pass --model).
+    /// A suite file whose generated pieces to use: one model per row, from
+    /// `<work>/<suite>/generated/<row>/` (run `museformer reproduce SUITE` first).
+    /// `--model` adds more.
     pub suite: Option<PathBuf>,
+    /// The suite's work folder (as `museformer reproduce --work`).
+    #[arg(long, default_value = "runs/suites")]
+    pub work: PathBuf,
     /// A model's label and its folder of generated MIDI files (e.g.
     /// `Museformer=gen/museformer`); repeat for each model (2 to 26).
     #[arg(
@@ -87,13 +92,28 @@ pub struct StatsArgs {
 pub fn run(cmd: ListeningCommand) -> Result<()> {
     match cmd {
         ListeningCommand::Kit(args) => {
-            if let Some(suite) = &args.suite {
-                bail!(
-                    "listening kit from a suite ({}) is not yet supported; pass the models' folders with --model LABEL=DIR",
-                    suite.display()
-                );
+            let mut models = Vec::new();
+            if let Some(path) = &args.suite {
+                let suite = crate::pipeline::suite::Suite::load(path)?;
+                for row in &suite.rows {
+                    let dir = args
+                        .work
+                        .join(&suite.name)
+                        .join("generated")
+                        .join(crate::pipeline::suite::slug(&row.label));
+                    if !dir.is_dir() {
+                        bail!(
+                            "{}: row `{}` has no generated pieces in {}; run `museformer reproduce {}` first",
+                            path.display(),
+                            row.label,
+                            dir.display(),
+                            path.display()
+                        );
+                    }
+                    models.push((row.label.clone(), dir));
+                }
             }
-            let models = args
+            let extra = args
                 .models
                 .iter()
                 .map(|m| match m.split_once('=') {
@@ -103,6 +123,7 @@ pub fn run(cmd: ListeningCommand) -> Result<()> {
                     _ => bail!("--model `{m}`: expected LABEL=DIR, e.g. Museformer=gen/museformer"),
                 })
                 .collect::<Result<Vec<_>>>()?;
+            models.extend(extra);
             let report = build_kit(
                 &models,
                 &KitOptions {
