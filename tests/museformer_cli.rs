@@ -217,3 +217,78 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
     assert_eq!(v["summaries"][1]["tokens"], serde_json::json!([9, 10]));
     assert_eq!(v["summaries"][1]["summaries"], serde_json::json!([1]));
 }
+
+#[test]
+fn bench_attention_and_decode_measure_and_write_their_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = setup(tmp.path());
+    let full = write(
+        tmp.path(),
+        "full.yaml",
+        format!(
+            "extends: {}\nname: tiny-full\nmodel: {{kind: transformer}}\n",
+            exp.display()
+        )
+        .as_bytes(),
+    );
+    let out = tmp.path().join("bench");
+    let experiments = format!("{},{}", exp.display(), full.display());
+    run(&[
+        "bench",
+        "attention",
+        "--experiments",
+        &experiments,
+        "--lengths",
+        "64,128",
+        "--repeats",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let rows = museformer::bench::read_csv(&out.join("attention.csv")).unwrap();
+    assert_eq!(rows.len(), 4);
+    for m in &rows {
+        assert_eq!(m.status, "ok", "{m:?}");
+        assert!(m.seconds_per_step.unwrap() > 0.0, "{m:?}");
+        assert!(m.peak_mb.is_some(), "{m:?}");
+    }
+    assert_eq!(rows[0].experiment, "tiny-museformer");
+    assert_eq!(rows[3].experiment, "tiny-full");
+    assert_eq!(rows[1].length, 128);
+    for f in ["attention.json", "attention.png", "attention.svg"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // A length the process cannot reach within the memory limit is recorded as out
+    // of memory, and the longer lengths are skipped.
+    let out2 = tmp.path().join("bench2");
+    run(&[
+        "bench",
+        "attention",
+        "--experiments",
+        exp.to_str().unwrap(),
+        "--lengths",
+        "64,128",
+        "--memory-limit-gb",
+        "0.01",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    let rows = museformer::bench::read_csv(&out2.join("attention.csv")).unwrap();
+    assert!(rows[0].status.starts_with("out of memory"), "{rows:?}");
+    assert_eq!(rows[1].status, "skipped");
+
+    let text = run(&[
+        "bench",
+        "decode",
+        "--experiment",
+        exp.to_str().unwrap(),
+        "--length",
+        "100",
+        "--samples",
+        "3",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["length"], 100);
+    assert_eq!(v["prefix_forward_seconds"].as_array().unwrap().len(), 3);
+    assert!(v["speedup"].as_f64().unwrap() > 0.0);
+}
