@@ -6,36 +6,7 @@ mod common;
 
 use common::*;
 use museformer::config::ExperimentConfig;
-use museformer::midi;
-use std::path::{Path, PathBuf};
-
-fn run(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "museformer {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A prepared dataset of 20 generated songs; returns its dataset file.
-fn prepare(dir: &Path) -> PathBuf {
-    for i in 0..20u8 {
-        write(
-            &dir.join("midi"),
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 4 + (i % 4) as u64)),
-        );
-    }
-    let data_yaml = format!(
-        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
-        dir.display()
-    );
-    let data = write(dir, "data.yaml", data_yaml.as_bytes());
-    run(&["data", "prepare", data.to_str().unwrap()]);
-    data
-}
+use std::path::Path;
 
 /// Trains a tiny model of `kind` (with its extra model settings) for 30 steps, then
 /// evaluates it and generates two pieces.
@@ -54,11 +25,7 @@ fn train_eval_generate(dir: &Path, data: &Path, kind: &str, extra: &str) {
         "--runs",
         runs.to_str().unwrap(),
     ]);
-    let run_dir = PathBuf::from(
-        out.lines()
-            .find_map(|l| l.strip_prefix("run folder: "))
-            .expect("the run folder is printed"),
-    );
+    let run_dir = run_dir(&out);
 
     let csv = std::fs::read_to_string(run_dir.join("train.csv")).unwrap();
     let losses: Vec<f64> = csv
@@ -100,7 +67,7 @@ fn train_eval_generate(dir: &Path, data: &Path, kind: &str, extra: &str) {
 #[test]
 fn longformer_and_linear_transformer_train_evaluate_and_generate() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = prepare(tmp.path());
+    let data = tiny_dataset(tmp.path(), 20, 4);
     // Windows and chunks well below the 200-token training length, so both paths
     // (chunks, carried state, rolling cache) are exercised.
     train_eval_generate(tmp.path(), &data, "longformer", "window: 16");

@@ -6,36 +6,7 @@
 mod common;
 
 use common::*;
-use museformer::midi;
-use std::path::{Path, PathBuf};
-
-fn run(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "museformer {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A prepared dataset of 30 generated songs (about 100 to 200 tokens each).
-fn dataset(dir: &Path) -> PathBuf {
-    for i in 0..30u8 {
-        write(
-            &dir.join("midi"),
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 4 + (i % 4) as u64)),
-        );
-    }
-    let yaml = format!(
-        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
-        dir.display()
-    );
-    let data = write(dir, "data.yaml", yaml.as_bytes());
-    run(&["data", "prepare", data.to_str().unwrap()]);
-    data
-}
+use std::path::Path;
 
 /// Trains `model` (a YAML flow map of model keys besides the sizes) with extra
 /// `train` keys, checks that the loss falls, evaluates and generates.
@@ -54,11 +25,7 @@ fn train_eval_generate(dir: &Path, data: &Path, name: &str, model: &str, train: 
         "--runs",
         runs.to_str().unwrap(),
     ]);
-    let run_dir = PathBuf::from(
-        out.lines()
-            .find_map(|l| l.strip_prefix("run folder: "))
-            .expect("the run folder is printed"),
-    );
+    let run_dir = run_dir(&out);
     let csv = std::fs::read_to_string(run_dir.join("train.csv")).unwrap();
     let losses: Vec<f64> = csv
         .lines()
@@ -99,7 +66,7 @@ fn train_eval_generate(dir: &Path, data: &Path, name: &str, model: &str, train: 
 #[test]
 fn music_transformer_trains_on_chunks_evaluates_and_generates() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let data = tiny_dataset(tmp.path(), 30, 4);
     // Chunks of 48 tokens; evaluation and generation reach 128 and 150.
     train_eval_generate(
         tmp.path(),
@@ -113,7 +80,7 @@ fn music_transformer_trains_on_chunks_evaluates_and_generates() {
 #[test]
 fn transformer_xl_trains_evaluates_and_generates_over_segments() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let data = tiny_dataset(tmp.path(), 30, 4);
     // Segments of 32 with a memory of 48: songs span several segments.
     train_eval_generate(
         tmp.path(),

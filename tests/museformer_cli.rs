@@ -6,35 +6,12 @@ mod common;
 
 use common::*;
 use museformer::config::ExperimentConfig;
-use museformer::midi;
 use museformer::model::layout::{Attends, Coarse, Layout, LayoutConfig};
 use std::path::{Path, PathBuf};
 
-fn run(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "museformer {args:?} failed: {stderr}");
-    stdout.into_owned()
-}
-
 /// A prepared dataset of 16 generated songs and a tiny Museformer experiment.
 fn setup(dir: &Path) -> PathBuf {
-    for i in 0..16u8 {
-        write(
-            &dir.join("midi"),
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 6 + (i % 4) as u64)),
-        );
-    }
-    let data_yaml = format!(
-        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
-        dir.display()
-    );
-    let data = write(dir, "data.yaml", data_yaml.as_bytes());
-    run(&["data", "prepare", data.to_str().unwrap()]);
+    let data = tiny_dataset(dir, 16, 6);
     let exp = format!(
         "name: tiny-museformer\ndataset: {}\nmodel: {{kind: museformer, layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0, layout: {{fine_grained_bars: [1, 2, 4]}}}}\n\
          train: {{device: cpu, steps: 8, lr: 3.0e-3, warmup: 2, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
@@ -68,11 +45,7 @@ fn museformer_and_its_ablations_train_evaluate_and_generate() {
             args.extend(["--set", s]);
         }
         let out = run(&args);
-        let run_dir = PathBuf::from(
-            out.lines()
-                .find_map(|l| l.strip_prefix("run folder: "))
-                .expect("the run folder is printed"),
-        );
+        let run_dir = run_dir(&out);
         let eval = run(&["eval", run_dir.to_str().unwrap()]);
         assert!(eval.contains("first    128 tokens: PPL"), "{eval}");
         let gen = tmp.path().join(format!("gen-{i}"));

@@ -5,36 +5,13 @@
 mod common;
 
 use common::*;
-use museformer::midi;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
-fn run(args: &[&str]) -> String {
-    let out = bin().args(args).output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "museformer {args:?} failed: {stderr}");
-    stdout.into_owned()
-}
-
 /// A prepared dataset of 30 generated songs and an experiment file for a tiny model.
 fn setup(dir: &Path) -> PathBuf {
-    for i in 0..30u8 {
-        write(
-            &dir.join("midi"),
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 4 + (i % 4) as u64)),
-        );
-    }
-    let data_yaml = format!(
-        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
-        dir.display()
-    );
-    let data = write(dir, "data.yaml", data_yaml.as_bytes());
-    run(&["data", "prepare", data.to_str().unwrap()]);
+    let data = tiny_dataset(dir, 30, 4);
     let exp = format!(
         "name: tiny\ndataset: {}\nmodel: {{layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0}}\n\
          train: {{device: cpu, steps: 30, lr: 3.0e-3, warmup: 5, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
@@ -42,15 +19,6 @@ fn setup(dir: &Path) -> PathBuf {
         data.display()
     );
     write(dir, "tiny.yaml", exp.as_bytes())
-}
-
-fn run_dir(stdout: &str) -> PathBuf {
-    PathBuf::from(
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("run folder: "))
-            .expect("the run folder is printed"),
-    )
 }
 
 fn weights(run: &Path) -> HashMap<String, Tensor> {

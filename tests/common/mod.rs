@@ -144,3 +144,45 @@ pub fn bin() -> std::process::Command {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Runs `museformer ARGS`, asserts it succeeded (showing its stderr) and returns its
+/// standard output.
+pub fn run(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "museformer {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A prepared dataset `tiny` of `songs` generated songs of `min_bars` to
+/// `min_bars + 3` bars in `dir` (MIDI in `midi/`, the store in `data/`); returns its
+/// dataset file.
+pub fn tiny_dataset(dir: &Path, songs: u8, min_bars: u64) -> PathBuf {
+    for i in 0..songs {
+        write(
+            &dir.join("midi"),
+            &format!("s{i:02}.mid"),
+            &museformer::midi::to_bytes(&song(i, min_bars + (i % 4) as u64)),
+        );
+    }
+    let yaml = format!(
+        "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
+        dir.display()
+    );
+    let data = write(dir, "data.yaml", yaml.as_bytes());
+    run(&["data", "prepare", data.to_str().unwrap()]);
+    data
+}
+
+/// The run folder `museformer train` printed.
+pub fn run_dir(stdout: &str) -> PathBuf {
+    PathBuf::from(
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("run folder: "))
+            .expect("the run folder is printed"),
+    )
+}
