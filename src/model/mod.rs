@@ -257,9 +257,7 @@ pub fn build(
     vocab_size: i64,
 ) -> anyhow::Result<Box<dyn LanguageModel>> {
     match cfg.kind.as_str() {
-        "transformer" => Ok(Box::new(transformer::Transformer::new(
-            path, cfg, vocab_size,
-        )?)),
+        "transformer" => Ok(Box::new(transformer::new(path, cfg, vocab_size)?)),
         "museformer" => Ok(Box::new(museformer::Museformer::new(
             path, cfg, vocab_size,
         )?)),

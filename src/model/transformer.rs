@@ -1,24 +1,14 @@
 //! The full-attention Transformer: decoder-only, pre-norm, GELU, the paper's token +
 //! bar + beat input embedding, attention through libtorch's scaled-dot-product
-//! attention (flash or memory-efficient kernels on a GPU). It is the "full attention
-//! counterpart" of the paper's Figure 4 and the base the baselines build on.
+//! attention (flash or memory-efficient kernels on a GPU) or, with
+//! `model.attention: explicit`, with the score matrix written out. It is the "full
+//! attention counterpart" of the paper's Figure 4. The layers are the shared
+//! [`DecoderStack`]; this file holds only the attention and its key/value cache.
 
-use super::layers::{FeedForward, HeadProjections, InputEmbedding};
-use super::{Batch, DecodeState, LanguageModel, ModelConfig};
-use tch::nn::{self, Module};
+use super::stack::{CausalAttention, DecoderStack};
+use super::{FullAttention, ModelConfig};
+use tch::nn;
 use tch::Tensor;
-
-/// One pre-norm block: `x + attn(ln(x))`, then `x + ffn(ln(x))`.
-#[derive(Debug)]
-struct Block {
-    ln_attn: nn::LayerNorm,
-    attn: HeadProjections,
-    ln_ffn: nn::LayerNorm,
-    ffn: FeedForward,
-    dropout: f64,
-    attention_dropout: f64,
-    explicit: bool,
-}
 
 /// Causal attention with the score matrix written out: `(b, h, t, t)` scores.
 fn explicit_attention(q: &Tensor, k: &Tensor, v: &Tensor, dropout: f64, train: bool) -> Tensor {
@@ -33,139 +23,58 @@ fn explicit_attention(q: &Tensor, k: &Tensor, v: &Tensor, dropout: f64, train: b
         .matmul(v)
 }
 
-impl Block {
-    fn new(path: &nn::Path, cfg: &ModelConfig) -> Block {
-        Block {
-            ln_attn: nn::layer_norm(path / "ln_attn", vec![cfg.hidden], Default::default()),
-            attn: HeadProjections::new(&(path / "attn"), cfg.hidden, cfg.heads),
-            ln_ffn: nn::layer_norm(path / "ln_ffn", vec![cfg.hidden], Default::default()),
-            ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.dropout),
-            dropout: cfg.dropout,
-            attention_dropout: cfg.attention_dropout,
-            explicit: cfg.attention == super::FullAttention::Explicit,
+/// Full causal self-attention.
+#[derive(Debug, Clone, Copy)]
+pub struct Full {
+    dropout: f64,
+    explicit: bool,
+}
+
+impl CausalAttention for Full {
+    /// Keys and values of every consumed position.
+    type Cache = Option<(Tensor, Tensor)>;
+
+    fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor, train: bool) -> Tensor {
+        let p = if train { self.dropout } else { 0.0 };
+        if self.explicit {
+            explicit_attention(q, k, v, p, train)
+        } else {
+            Tensor::scaled_dot_product_attention::<Tensor>(q, k, v, None, p, true, None, false)
         }
     }
 
-    /// Causal self-attention over the whole sequence.
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(x));
-        let p = if train { self.attention_dropout } else { 0.0 };
-        let y = if self.explicit {
-            explicit_attention(&q, &k, &v, p, train)
-        } else {
-            Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, true, None, false)
-        };
-        let x = x + self.attn.output(&y).dropout(self.dropout, train);
-        &x + self
-            .ffn
-            .forward(&self.ln_ffn.forward(&x), train)
-            .dropout(self.dropout, train)
-    }
-
-    /// One new position attending to the cached keys and values and itself.
-    fn step(&self, x: &Tensor, cache: &mut Option<(Tensor, Tensor)>) -> Tensor {
-        let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(x));
+    fn step(&self, q: &Tensor, k: &Tensor, v: &Tensor, cache: &mut Self::Cache) -> Tensor {
         let (k, v) = match cache.take() {
-            Some((ck, cv)) => (Tensor::cat(&[ck, k], 2), Tensor::cat(&[cv, v], 2)),
-            None => (k, v),
+            Some((ck, cv)) => (
+                Tensor::cat(&[ck, k.shallow_clone()], 2),
+                Tensor::cat(&[cv, v.shallow_clone()], 2),
+            ),
+            None => (k.shallow_clone(), v.shallow_clone()),
         };
         let y = Tensor::scaled_dot_product_attention::<Tensor>(
-            &q, &k, &v, None, 0.0, false, None, false,
+            q, &k, &v, None, 0.0, false, None, false,
         );
         *cache = Some((k, v));
-        let x = x + self.attn.output(&y);
-        &x + self.ffn.forward(&self.ln_ffn.forward(&x), false)
+        y
     }
 }
 
 /// The full-attention Transformer language model.
-#[derive(Debug)]
-pub struct Transformer {
-    embed: InputEmbedding,
-    blocks: Vec<Block>,
-    ln_out: nn::LayerNorm,
-    head: nn::Linear,
-    dropout: f64,
-}
+pub type Transformer = DecoderStack<Full>;
 
-/// Key/value cache: per layer the keys and values of every consumed position.
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
-}
-
-impl DecodeState for KvCache {
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-impl Transformer {
-    /// Parameters under `path`.
-    pub fn new(path: &nn::Path, cfg: &ModelConfig, vocab_size: i64) -> anyhow::Result<Transformer> {
-        anyhow::ensure!(
-            cfg.hidden % cfg.heads == 0,
-            "model.hidden ({}) must be a multiple of model.heads ({})",
-            cfg.hidden,
-            cfg.heads
-        );
-        Ok(Transformer {
-            embed: InputEmbedding::new(&(path / "embed"), cfg, vocab_size),
-            blocks: (0..cfg.layers)
-                .map(|i| Block::new(&(path / "blocks" / i), cfg))
-                .collect(),
-            ln_out: nn::layer_norm(path / "ln_out", vec![cfg.hidden], Default::default()),
-            head: nn::linear(path / "head", cfg.hidden, vocab_size, Default::default()),
-            dropout: cfg.dropout,
-        })
-    }
-}
-
-impl LanguageModel for Transformer {
-    fn forward(&self, batch: &Batch, train: bool) -> Tensor {
-        let mut x = self.embed.forward_batch(batch).dropout(self.dropout, train);
-        for block in &self.blocks {
-            x = block.forward(&x, train);
-        }
-        self.head.forward(&self.ln_out.forward(&x))
-    }
-
-    fn new_state(&self, _batch: i64) -> Box<dyn DecodeState> {
-        Box::new(KvCache {
-            layers: (0..self.blocks.len()).map(|_| None).collect(),
-            len: 0,
-        })
-    }
-
-    fn step(
-        &self,
-        state: &mut dyn DecodeState,
-        token: &Tensor,
-        bar: &Tensor,
-        beat: &Tensor,
-    ) -> Tensor {
-        let cache = state
-            .as_any_mut()
-            .downcast_mut::<KvCache>()
-            .expect("a Transformer decoding state");
-        let mut x = self
-            .embed
-            .forward(&token.unsqueeze(1), &bar.unsqueeze(1), &beat.unsqueeze(1));
-        for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.step(&x, layer);
-        }
-        cache.len += 1;
-        self.head.forward(&self.ln_out.forward(&x)).squeeze_dim(1)
-    }
+/// The full-attention Transformer with its parameters under `path`.
+pub fn new(path: &nn::Path, cfg: &ModelConfig, vocab_size: i64) -> anyhow::Result<Transformer> {
+    let attention = Full {
+        dropout: cfg.attention_dropout,
+        explicit: cfg.attention == FullAttention::Explicit,
+    };
+    DecoderStack::new(path, cfg, vocab_size, |_| attention)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PositionLimits;
+    use crate::model::{Batch, LanguageModel, PositionLimits};
     use tch::{Device, Kind};
 
     fn small() -> ModelConfig {
@@ -189,7 +98,7 @@ mod tests {
     fn incremental_logits_equal_the_full_forward() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Transformer::new(&vs.root(), &small(), 50).unwrap();
+        let model = new(&vs.root(), &small(), 50).unwrap();
         let n = 24;
         let tokens = Tensor::randint(50, [2, n], (Kind::Int64, Device::Cpu));
         let bars = Tensor::arange(n, (Kind::Int64, Device::Cpu))
@@ -224,7 +133,14 @@ mod tests {
     fn explicit_attention_equals_the_fused_kernel() {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut model = Transformer::new(&vs.root(), &small(), 50).unwrap();
+        let model = new(&vs.root(), &small(), 50).unwrap();
+        let mut vs_explicit = nn::VarStore::new(Device::Cpu);
+        let explicit_cfg = ModelConfig {
+            attention: FullAttention::Explicit,
+            ..small()
+        };
+        let explicit_model = new(&vs_explicit.root(), &explicit_cfg, 50).unwrap();
+        vs_explicit.copy(&vs).unwrap();
         let tokens = Tensor::randint(50, [2, 30], (Kind::Int64, Device::Cpu));
         let zeros = tokens.zeros_like();
         let batch = Batch {
@@ -233,10 +149,7 @@ mod tests {
             beats: zeros,
         };
         let fused = model.forward(&batch, false);
-        for block in &mut model.blocks {
-            block.explicit = true;
-        }
-        let explicit = model.forward(&batch, false);
+        let explicit = explicit_model.forward(&batch, false);
         let d = (fused - explicit).abs().max().double_value(&[]);
         assert!(d < 1e-5, "{d}");
     }
@@ -245,7 +158,7 @@ mod tests {
     fn the_forward_is_causal() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Transformer::new(&vs.root(), &small(), 50).unwrap();
+        let model = new(&vs.root(), &small(), 50).unwrap();
         let tokens = Tensor::randint(50, [1, 10], (Kind::Int64, Device::Cpu));
         let zeros = Tensor::zeros([1, 10], (Kind::Int64, Device::Cpu));
         let a = model.forward(
