@@ -13,32 +13,28 @@
 //! key/value cache; the new query's relative logits against every cached key are
 //! `q·Er[t..0]ᵀ`, which needs no skewing.
 
-use crate::model::layers::{relative_attention, FeedForward, HeadProjections, InputEmbedding};
-use crate::model::{Batch, DecodeState, LanguageModel, ModelConfig};
-use tch::nn::{self, Module};
+use crate::model::layers::relative_attention;
+use crate::model::stack::{CausalAttention, DecoderStack};
+use crate::model::ModelConfig;
+use tch::nn;
 use tch::{Kind, Tensor};
 
-/// One pre-norm block whose self-attention has relative position embeddings.
+/// Self-attention with relative position embeddings, one per layer of the shared
+/// [`DecoderStack`].
 #[derive(Debug)]
-struct Block {
-    ln_attn: nn::LayerNorm,
-    attn: HeadProjections,
+pub struct RelativeAttention {
     /// Relative embeddings `(heads, max_relative + 1, head_dim)`, row `d` for
     /// distance `d` (named `emb_*`: no weight decay, like the other embeddings).
     rel: Tensor,
     max_relative: i64,
-    ln_ffn: nn::LayerNorm,
-    ffn: FeedForward,
     dropout: f64,
-    attention_dropout: f64,
 }
 
-impl Block {
-    fn new(path: &nn::Path, cfg: &ModelConfig) -> Block {
+impl RelativeAttention {
+    /// The embeddings of the layer whose parameters are under `path`.
+    fn new(path: &nn::Path, cfg: &ModelConfig) -> RelativeAttention {
         let head_dim = cfg.hidden / cfg.heads;
-        Block {
-            ln_attn: nn::layer_norm(path / "ln_attn", vec![cfg.hidden], Default::default()),
-            attn: HeadProjections::new(&(path / "attn"), cfg.hidden, cfg.heads),
+        RelativeAttention {
             // The initialization of tensor2tensor's relative embeddings: N(0, d^-1/2).
             rel: path.randn(
                 "emb_rel",
@@ -47,10 +43,7 @@ impl Block {
                 (head_dim as f64).powf(-0.5),
             ),
             max_relative: cfg.max_relative,
-            ln_ffn: nn::layer_norm(path / "ln_ffn", vec![cfg.hidden], Default::default()),
-            ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.dropout),
-            dropout: cfg.dropout,
-            attention_dropout: cfg.attention_dropout,
+            dropout: cfg.attention_dropout,
         }
     }
 
@@ -67,139 +60,63 @@ impl Block {
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, train: bool) -> Tensor {
         let er = self.distance_embeddings(k.size()[2]);
         let rel_logits = q.matmul(&er.transpose(-1, -2));
-        let p = if train { self.attention_dropout } else { 0.0 };
+        let p = if train { self.dropout } else { 0.0 };
         relative_attention(q, k, v, &rel_logits, p)
     }
+}
 
-    /// Causal relative self-attention over the whole sequence, then the FFN.
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(x));
-        let y = self.attend(&q, &k, &v, train);
-        self.finish(x, &y, train)
+impl CausalAttention for RelativeAttention {
+    /// Keys and values of every consumed position.
+    type Cache = Option<(Tensor, Tensor)>;
+
+    fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor, train: bool) -> Tensor {
+        self.attend(q, k, v, train)
     }
 
-    /// One new position attending to the cached keys and values and itself.
-    fn step(&self, x: &Tensor, cache: &mut Option<(Tensor, Tensor)>) -> Tensor {
-        let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(x));
+    fn step(&self, q: &Tensor, k: &Tensor, v: &Tensor, cache: &mut Self::Cache) -> Tensor {
         let (k, v) = match cache.take() {
-            Some((ck, cv)) => (Tensor::cat(&[ck, k], 2), Tensor::cat(&[cv, v], 2)),
-            None => (k, v),
+            Some((ck, cv)) => (Tensor::cat(&[&ck, k], 2), Tensor::cat(&[&cv, v], 2)),
+            None => (k.shallow_clone(), v.shallow_clone()),
         };
-        let y = self.attend(&q, &k, &v, false);
+        let y = self.attend(q, &k, &v, false);
         *cache = Some((k, v));
-        self.finish(x, &y, false)
-    }
-
-    /// The residual connections around the attention output `y` and the FFN.
-    fn finish(&self, x: &Tensor, y: &Tensor, train: bool) -> Tensor {
-        let x = x + self.attn.output(y).dropout(self.dropout, train);
-        &x + self
-            .ffn
-            .forward(&self.ln_ffn.forward(&x), train)
-            .dropout(self.dropout, train)
+        y
     }
 }
 
 /// The Music Transformer language model (`kind: music_transformer`).
-#[derive(Debug)]
-pub struct MusicTransformer {
-    embed: InputEmbedding,
-    blocks: Vec<Block>,
-    ln_out: nn::LayerNorm,
-    head: nn::Linear,
-    dropout: f64,
-}
+pub type MusicTransformer = DecoderStack<RelativeAttention>;
 
-/// Decoding state of [`MusicTransformer`]: per layer the keys and values of every
-/// consumed position.
-pub struct RelativeKvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
-}
-
-impl DecodeState for RelativeKvCache {
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-impl MusicTransformer {
-    /// Parameters under `path`; reads `model.max_relative` besides the common sizes.
-    pub fn new(
-        path: &nn::Path,
-        cfg: &ModelConfig,
-        vocab_size: i64,
-    ) -> anyhow::Result<MusicTransformer> {
-        anyhow::ensure!(
-            cfg.hidden % cfg.heads == 0,
-            "model.hidden ({}) must be a multiple of model.heads ({})",
-            cfg.hidden,
-            cfg.heads
-        );
-        anyhow::ensure!(
-            cfg.max_relative >= 1,
-            "model.max_relative is {} but the Music Transformer needs at least 1 \
-             (the largest relative distance with its own embedding)",
-            cfg.max_relative
-        );
-        Ok(MusicTransformer {
-            embed: InputEmbedding::new(&(path / "embed"), cfg, vocab_size),
-            blocks: (0..cfg.layers)
-                .map(|i| Block::new(&(path / "blocks" / i), cfg))
-                .collect(),
-            ln_out: nn::layer_norm(path / "ln_out", vec![cfg.hidden], Default::default()),
-            head: nn::linear(path / "head", cfg.hidden, vocab_size, Default::default()),
-            dropout: cfg.dropout,
-        })
-    }
-}
-
-impl LanguageModel for MusicTransformer {
-    fn forward(&self, batch: &Batch, train: bool) -> Tensor {
-        let mut x = self.embed.forward_batch(batch).dropout(self.dropout, train);
-        for block in &self.blocks {
-            x = block.forward(&x, train);
-        }
-        self.head.forward(&self.ln_out.forward(&x))
-    }
-
-    fn new_state(&self, _batch: i64) -> Box<dyn DecodeState> {
-        Box::new(RelativeKvCache {
-            layers: (0..self.blocks.len()).map(|_| None).collect(),
-            len: 0,
-        })
-    }
-
-    fn step(
-        &self,
-        state: &mut dyn DecodeState,
-        token: &Tensor,
-        bar: &Tensor,
-        beat: &Tensor,
-    ) -> Tensor {
-        let cache = state
-            .as_any_mut()
-            .downcast_mut::<RelativeKvCache>()
-            .expect("a Music Transformer decoding state");
-        let mut x = self
-            .embed
-            .forward(&token.unsqueeze(1), &bar.unsqueeze(1), &beat.unsqueeze(1));
-        for (block, layer) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.step(&x, layer);
-        }
-        cache.len += 1;
-        self.head.forward(&self.ln_out.forward(&x)).squeeze_dim(1)
-    }
+/// The Music Transformer with its parameters under `path`; reads
+/// `model.max_relative` besides the common sizes.
+pub fn new(
+    path: &nn::Path,
+    cfg: &ModelConfig,
+    vocab_size: i64,
+) -> anyhow::Result<MusicTransformer> {
+    // Checked before the embeddings' head width is computed from it.
+    anyhow::ensure!(
+        cfg.heads > 0 && cfg.hidden % cfg.heads == 0,
+        "model.hidden ({}) must be a multiple of model.heads ({})",
+        cfg.hidden,
+        cfg.heads
+    );
+    anyhow::ensure!(
+        cfg.max_relative >= 1,
+        "model.max_relative is {} but the Music Transformer needs at least 1 \
+         (the largest relative distance with its own embedding)",
+        cfg.max_relative
+    );
+    DecoderStack::new(path, cfg, vocab_size, |i| {
+        RelativeAttention::new(&(path / "blocks" / i), cfg)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::layers::relative_shift;
-    use crate::model::PositionLimits;
+    use crate::model::{Batch, LanguageModel, PositionLimits};
     use tch::Device;
 
     fn small(max_relative: i64) -> ModelConfig {
@@ -228,7 +145,7 @@ mod tests {
     /// Per-pair embeddings `E[clip(i - j)]` of every (query, key) pair, `(heads,
     /// L, L, head_dim)`, built from an explicit distance matrix (0 above the
     /// diagonal).
-    fn pair_embeddings(block: &Block, len: i64) -> Tensor {
+    fn pair_embeddings(block: &RelativeAttention, len: i64) -> Tensor {
         let i = Tensor::arange(len, (Kind::Int64, Device::Cpu)).view([-1, 1]);
         let j = Tensor::arange(len, (Kind::Int64, Device::Cpu)).view([1, -1]);
         let dist = (i - j).clamp(0, block.max_relative);
@@ -243,7 +160,7 @@ mod tests {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(Device::Cpu);
         // max_relative 5 < L - 1, so clipping is exercised.
-        let block = Block::new(&vs.root(), &small(5));
+        let block = RelativeAttention::new(&vs.root(), &small(5));
         let len = 11;
         let q = Tensor::randn([2, 4, len, 8], (Kind::Float, Device::Cpu));
         let skewed = relative_shift(&q.matmul(&block.distance_embeddings(len).transpose(-1, -2)));
@@ -264,7 +181,7 @@ mod tests {
     fn relative_attention_equals_a_naive_quadratic_reference() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let block = Block::new(&vs.root(), &small(4));
+        let block = RelativeAttention::new(&vs.root(), &small(4));
         let len = 9;
         let opts = (Kind::Float, Device::Cpu);
         let (q, k, v) = (
@@ -301,7 +218,7 @@ mod tests {
     fn incremental_logits_equal_the_full_forward() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = MusicTransformer::new(&vs.root(), &small(6), 50).unwrap();
+        let model = new(&vs.root(), &small(6), 50).unwrap();
         let n = 20;
         let b = batch(n, 4);
         let full = tch::no_grad(|| model.forward(&b, false));
@@ -325,7 +242,7 @@ mod tests {
     fn the_forward_is_causal() {
         let vs = nn::VarStore::new(Device::Cpu);
         tch::manual_seed(1);
-        let model = MusicTransformer::new(&vs.root(), &small(3), 50).unwrap();
+        let model = new(&vs.root(), &small(3), 50).unwrap();
         let a = batch(10, 5);
         let delta = a.tokens.zeros_like();
         let _ = delta.narrow(1, 9, 1).fill_(1);
@@ -343,7 +260,7 @@ mod tests {
     #[test]
     fn a_zero_max_relative_is_refused_by_name() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let err = MusicTransformer::new(&vs.root(), &small(0), 50).unwrap_err();
+        let err = new(&vs.root(), &small(0), 50).unwrap_err();
         assert!(err.to_string().contains("model.max_relative"), "{err}");
     }
 }

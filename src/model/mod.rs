@@ -13,9 +13,8 @@ pub mod museformer;
 pub mod stack;
 pub mod transformer;
 
-use crate::baselines::music_transformer::MusicTransformer;
 use crate::baselines::transformer_xl::TransformerXl;
-use crate::baselines::{linear_transformer, longformer};
+use crate::baselines::{linear_transformer, longformer, music_transformer};
 use crate::tokens::{Token, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -261,7 +260,7 @@ pub fn build(
         "museformer" => Ok(Box::new(museformer::Museformer::new(
             path, cfg, vocab_size,
         )?)),
-        "music_transformer" => Ok(Box::new(MusicTransformer::new(path, cfg, vocab_size)?)),
+        "music_transformer" => Ok(Box::new(music_transformer::new(path, cfg, vocab_size)?)),
         "transformer_xl" => Ok(Box::new(TransformerXl::new(path, cfg, vocab_size)?)),
         "uniform" => Ok(Box::new(Uniform {
             vocab_size,
