@@ -161,10 +161,16 @@ pub fn piece(cfg: &ExperimentConfig, length: usize) -> Result<Piece> {
     })
 }
 
-fn status_kib(field: &str) -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The value in kB of `field` (e.g. `VmRSS:`) in a `/proc` file such as
+/// `/proc/self/status` or `/proc/meminfo`.
+fn proc_kib(file: &str, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(file).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn status_kib(field: &str) -> Option<f64> {
+    proc_kib("/proc/self/status", field)
 }
 
 /// Measures one experiment at one length in this process (the child side).
@@ -240,25 +246,11 @@ pub fn measure_one(
 }
 
 fn mem_total_gb() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(16.0, |kib| kib / 1024.0 / 1024.0)
+    proc_kib("/proc/meminfo", "MemTotal:").map_or(16.0, |kib| kib / 1024.0 / 1024.0)
 }
 
 fn child_rss_gb(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace()
-        .nth(1)?
-        .parse::<f64>()
-        .ok()
-        .map(|k| k / 1024.0 / 1024.0)
+    proc_kib(&format!("/proc/{pid}/status"), "VmRSS:").map(|k| k / 1024.0 / 1024.0)
 }
 
 /// Runs one measurement in a child process of this executable, stopped past the
