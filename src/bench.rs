@@ -453,12 +453,10 @@ pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
     let mut lengths = opts.lengths.clone();
     lengths.sort_unstable();
     let mut rows: Vec<Measurement> = Vec::new();
-    let bar = indicatif::ProgressBar::new((lengths.len() * opts.experiments.len()) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} {msg} [{elapsed}, ETA {eta}]",
-        )
-        .expect("a valid template"),
+    let bar = crate::progress::bar(
+        (lengths.len() * opts.experiments.len()) as u64,
+        "bench attention",
+        crate::progress::Counter::Units("measurements"),
     );
     for exp in &opts.experiments {
         let mut failed = false;

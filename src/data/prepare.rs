@@ -11,7 +11,7 @@ use super::store::{Split, StoreWriter};
 use crate::midi::{self, Score};
 use crate::tokens::{self, Token, Vocab};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -317,15 +317,7 @@ pub fn bar_starts(tokens: &[Token]) -> Vec<u32> {
 }
 
 fn progress(len: usize) -> ProgressBar {
-    let bar = crate::progress::bar(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} encoding [{bar:30}] {pos}/{len} files, {per_sec} ({eta} left) {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
+    crate::progress::bar(len as u64, "encoding", crate::progress::Counter::Units("files"))
 }
 
 /// Refuses a dataset whose MIDI folder is missing, saying what to do (the dataset

@@ -9,7 +9,7 @@ use crate::model::{LanguageModel, PositionTracker};
 use crate::tokens::vocab::{BOS_ID, EOS_ID, NUM_SPECIALS};
 use crate::tokens::{self, EncodeOptions, Token, Vocab};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -186,15 +186,14 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
         None => Vec::new(),
     };
     tch::manual_seed(opts.seed as i64);
-    let bar = crate::progress::bar((opts.num * opts.max_len) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} generating piece {msg} [{bar:25}] {per_sec}")
-            .expect("valid template")
-            .progress_chars("=> "),
+    let bar = crate::progress::bar(
+        (opts.num * opts.max_len) as u64,
+        "generating",
+        crate::progress::Counter::Units("tokens"),
     );
     let mut reports = Vec::new();
     for n in 0..opts.num {
-        bar.set_message(format!("{}/{}", n + 1, opts.num));
+        bar.set_message(format!("(piece {}/{})", n + 1, opts.num));
         let start = Instant::now();
         let (ids, ended) = tch::no_grad(|| {
             sample_piece(

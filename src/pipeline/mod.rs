@@ -30,7 +30,7 @@ use crate::structure::{
 };
 use crate::tokens::{self, Vocab};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use stage::{hash_outputs, stage_key, write_atomic, StageRecord};
@@ -240,16 +240,12 @@ pub fn reproduce(opts: &Options) -> Result<Outcome> {
     })?;
     let dir = opts.work.join(&suite.name);
     let weights = weights(&suite)?;
-    let multi = crate::progress::install();
-    let bar = multi.add(ProgressBar::new(weights.iter().map(|w| w.1).sum()));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "suite {prefix} [{bar:30}] {percent:>3}% {elapsed} elapsed, {eta} left: {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    crate::progress::install();
+    let bar = crate::progress::bar(
+        weights.iter().map(|w| w.1).sum(),
+        &format!("suite {}", suite.name),
+        crate::progress::Counter::Percent,
     );
-    bar.set_prefix(suite.name.clone());
     let mut runner = Runner {
         suite: &suite,
         suite_path: &opts.suite,

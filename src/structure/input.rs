@@ -11,7 +11,7 @@ use crate::data::prepare::{encode_file, list_files, list_midi_files};
 use crate::data::{DatasetConfig, Manifest, Split, TokenStore};
 use crate::tokens::{self, Token, Vocab};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::fmt;
@@ -136,14 +136,7 @@ pub fn classify(path: &Path) -> Result<InputKind> {
 
 /// A progress bar for reading files (hidden when stderr is not a terminal).
 fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = crate::progress::bar(len as u64);
-    let template = format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} files ({{eta}} left)");
-    bar.set_style(
-        ProgressStyle::with_template(&template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
+    crate::progress::bar(len as u64, what, crate::progress::Counter::Units("files"))
 }
 
 /// Reads one MIDI or token file into its tokens with the given settings.

@@ -15,7 +15,6 @@ use crate::model::{self, LanguageModel};
 use crate::tokens::Vocab;
 use anyhow::{bail, Context, Result};
 use data::{DataPosition, Loader, LoaderConfig, TrainBatch, IGNORE};
-use indicatif::ProgressStyle;
 use optim::{learning_rate, Adam};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -249,12 +248,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         },
         state.data,
     )?;
-    let bar = crate::progress::bar(t.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:25}] {msg} ({eta} left)")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(t.steps as u64, "training", crate::progress::Counter::Units("steps"));
     bar.set_position(state.step as u64);
     let metrics = paths.dir.join("train.csv");
     let valid_csv = paths.dir.join("valid.csv");
