@@ -67,7 +67,7 @@ pub struct AttentionOptions {
     pub lengths: Vec<usize>,
     /// Device: cpu (default), cuda, or auto.
     #[arg(long, value_enum, default_value = "cpu")]
-    pub device: BenchDevice,
+    pub device: DeviceChoice,
     /// Timed steps per measurement (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
@@ -80,33 +80,6 @@ pub struct AttentionOptions {
     pub out: PathBuf,
 }
 
-/// Devices the benchmark runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchDevice {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA device.
-    Cuda,
-    /// CUDA when available.
-    Auto,
-}
-
-impl BenchDevice {
-    fn device(self) -> Result<Device> {
-        match self {
-            BenchDevice::Cpu => DeviceChoice::Cpu.device(),
-            BenchDevice::Cuda => DeviceChoice::Cuda.device(),
-            BenchDevice::Auto => DeviceChoice::Auto.device(),
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            BenchDevice::Cpu => "cpu",
-            BenchDevice::Cuda => "cuda",
-            BenchDevice::Auto => "auto",
-        }
-    }
-}
 
 /// A benchmark input: `length + 1` ids (inputs and shifted targets), the bar and
 /// beat indices of the inputs, the number of bars and the vocabulary size.
@@ -177,7 +150,7 @@ fn status_kib(field: &str) -> Option<f64> {
 pub fn measure_one(
     experiment: &Path,
     length: usize,
-    device: BenchDevice,
+    device: DeviceChoice,
     repeats: usize,
 ) -> Result<Measurement> {
     let mut cfg = ExperimentConfig::load(experiment, &[])?;
@@ -441,7 +414,7 @@ struct Summary<'a> {
 
 /// Runs the benchmark and writes its files; returns the measurements.
 pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
-    if opts.device == BenchDevice::Cuda && !tch::Cuda::is_available() {
+    if opts.device == DeviceChoice::Cuda && !tch::Cuda::is_available() {
         bail!("--device cuda but no CUDA device is available on this machine");
     }
     for e in &opts.experiments {

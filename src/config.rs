@@ -11,7 +11,9 @@ use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 
 /// Which device to train and evaluate on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// CUDA when available, else the CPU.
@@ -24,6 +26,15 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// Its name in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+        }
+    }
+
     /// The tch device, or an error when CUDA is asked for and missing.
     pub fn device(self) -> Result<tch::Device> {
         match self {

@@ -183,7 +183,7 @@ enum BenchCommand {
         #[arg(long)]
         length: usize,
         #[arg(long, value_enum, default_value = "cpu")]
-        device: museformer::bench::BenchDevice,
+        device: museformer::config::DeviceChoice,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
