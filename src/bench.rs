@@ -11,12 +11,13 @@
 //! figure `attention.{png,svg}`.
 
 use crate::config::{DeviceChoice, ExperimentConfig};
+use crate::data::batch::{batch_loss, TrainBatch};
 use crate::model::{self, bar_beat_indices, Batch, PositionLimits};
-use crate::structure::plot::{register_font, FONT};
-use crate::structure::tables::Machine;
+use crate::plot::{register_font, FONT};
+use crate::provenance::Machine;
+use crate::run::open_dataset;
 use crate::tokens::vocab::{BOS_ID, EOS_ID};
 use crate::tokens::Vocab;
-use crate::train::{batch_loss, data::TrainBatch, open_dataset};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,6 @@ pub struct AttentionOptions {
     #[arg(long, default_value = "results/attention")]
     pub out: PathBuf,
 }
-
 
 /// A benchmark input: `length + 1` ids (inputs and shifted targets), the bar and
 /// beat indices of the inputs, the number of bars and the vocabulary size.

@@ -14,7 +14,7 @@ pub use stats::{
 };
 
 use crate::format;
-use crate::structure::tables::{git_state, Machine};
+use crate::provenance::{git_state, Machine};
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 use serde::Serialize;
@@ -345,7 +345,8 @@ pub fn run_stats(args: &StatsArgs) -> Result<ListeningTables> {
     let start = Instant::now();
     let tables = ListeningTables::compute(&args.ratings, args.key.as_deref(), &args.reference)?;
     tables.write(&args.out)?;
-    let (git_commit, git_dirty) = git_state();
+    let git = git_state();
+    let (git_commit, git_dirty) = (git.commit.map(str::to_string), git.dirty);
     let provenance = StatsProvenance {
         command: std::env::args().collect(),
         museformer_version: env!("CARGO_PKG_VERSION").to_string(),

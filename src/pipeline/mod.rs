@@ -22,9 +22,9 @@ pub mod suite;
 
 use crate::data::{self, DatasetConfig, Split};
 use crate::eval::generate::GenerateOptions;
+use crate::provenance::Machine;
 use crate::report::{self, ReportInput, RowResult};
 use crate::structure::input::{self, LoadOptions};
-use crate::structure::tables::Machine;
 use crate::structure::{
     similarity_distribution, similarity_error, Distribution, InstrumentSelection,
 };
