@@ -367,23 +367,8 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         }
     }
     let lists = load_split_lists(&cfg.split)?;
-    let parent = cfg
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.partial-",
-            cfg.out
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("dataset")
-        ))
-        .tempdir_in(parent)
-        .with_context(|| format!("cannot create a temporary folder in {}", parent.display()))?;
+    let name = cfg.out.file_name().and_then(|n| n.to_str()).unwrap_or("dataset");
+    let tmp = crate::io::temp_dir_beside(&cfg.out, &format!(".{name}.partial-"))?;
 
     let vocab = Vocab::new(cfg.encoding.pos_per_beat);
     let mut store = StoreWriter::create(tmp.path())?;
@@ -477,32 +462,13 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         tmp.path().join("manifest.json"),
         serde_json::to_string_pretty(&manifest)?,
     )?;
-    replace_dir(tmp, &cfg.out)?;
+    crate::io::replace_dir(tmp, &cfg.out)?;
     Ok(PrepareOutcome::Built(manifest))
 }
 
 /// One line of an error chain: `context: cause: cause`.
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
-}
-
-/// Moves a finished temporary folder to `out`, replacing an older dataset there.
-fn replace_dir(tmp: tempfile::TempDir, out: &Path) -> Result<()> {
-    let tmp = tmp.keep();
-    if out.exists() {
-        let old = out.with_extension("old");
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(out, &old)
-            .with_context(|| format!("cannot move the old dataset {} aside", out.display()))?;
-        std::fs::rename(&tmp, out)
-            .with_context(|| format!("cannot move the new dataset to {}", out.display()))?;
-        std::fs::remove_dir_all(&old)
-            .with_context(|| format!("cannot remove {}", old.display()))?;
-    } else {
-        std::fs::rename(&tmp, out)
-            .with_context(|| format!("cannot move the new dataset to {}", out.display()))?;
-    }
-    Ok(())
 }
 
 /// Writes the metadata and rejects tables as Parquet and CSV.

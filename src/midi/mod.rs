@@ -21,6 +21,18 @@ pub struct Note {
     pub velocity: u8,
 }
 
+impl Note {
+    /// A note from `start` to `end` (ticks) of `pitch` at `velocity`.
+    pub const fn new(start: u64, end: u64, pitch: u8, velocity: u8) -> Note {
+        Note {
+            start,
+            end,
+            pitch,
+            velocity,
+        }
+    }
+}
+
 /// One instrument part: the notes one program plays on one channel of one track.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Track {

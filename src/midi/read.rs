@@ -477,12 +477,7 @@ mod tests {
     }
 
     fn note(start: u64, end: u64, pitch: u8, velocity: u8) -> Note {
-        Note {
-            start,
-            end,
-            pitch,
-            velocity,
-        }
+        Note::new(start, end, pitch, velocity)
     }
 
     fn read1(tracks: Vec<Vec<Ev>>) -> Score {

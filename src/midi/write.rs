@@ -6,8 +6,7 @@
 //! the bytes back with [`super::read_bytes`] gives back the same score for
 //! scores that satisfy the invariants listed on [`to_bytes`].
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
@@ -59,39 +58,14 @@ pub fn to_bytes(score: &Score) -> Vec<u8> {
     }
 }
 
-/// Writes a score as a format 1 standard MIDI file (see [`to_bytes`]).
-///
-/// The file is written to a temporary file in the same directory and then
-/// renamed over `path`, so readers never see a partial file. A score whose
+/// Writes a score as a format 1 standard MIDI file (see [`to_bytes`]), atomically
+/// ([`crate::io::write_atomic`]: readers never see a partial file). A score whose
 /// `ticks_per_beat` is 0 or above 32767 gives an
 /// [`std::io::ErrorKind::InvalidInput`] error.
 pub fn write_file(score: &Score, path: &Path) -> std::io::Result<()> {
     let bytes =
         encode(score).map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// A hidden, unique temporary name next to `path`.
-fn temp_path(path: &Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let file_name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "midi".to_string());
-    path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()))
+    crate::io::write_atomic(path, &bytes).map_err(|e| std::io::Error::other(format!("{e:#}")))
 }
 
 /// An event at an absolute tick with a sort rank for events at equal ticks.
@@ -305,12 +279,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn note(start: u64, end: u64, pitch: u8, velocity: u8) -> Note {
-        Note {
-            start,
-            end,
-            pitch,
-            velocity,
-        }
+        Note::new(start, end, pitch, velocity)
     }
 
     fn sample() -> Score {

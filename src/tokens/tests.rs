@@ -6,12 +6,7 @@ use super::*;
 use crate::midi::{Note, Score, Tempo, TimeSignature, Track};
 
 fn note(start: u64, end: u64, pitch: u8, velocity: u8) -> Note {
-    Note {
-        start,
-        end,
-        pitch,
-        velocity,
-    }
+    Note::new(start, end, pitch, velocity)
 }
 
 fn track(program: u8, is_drum: bool, notes: Vec<Note>) -> Track {
