@@ -389,7 +389,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Stats(cmd) => museformer::structure::cli::run(cmd)?,
-        Command::Listening(cmd) => museformer::listening::run(cmd)?,
+        Command::Listening(cmd) => museformer::listening::run(cmd, &museformer::pipeline::generated_folders)?,
         Command::Train {
             experiment,
             sets,

@@ -11,7 +11,7 @@ use crate::tokens::Vocab;
 use crate::train::data::{sequence, TrainBatch, IGNORE};
 use crate::train::{load_weights, open_dataset, RunPaths};
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Kind, Tensor};
 
@@ -79,7 +79,7 @@ pub fn load_run(run_dir: &Path, device: Option<tch::Device>) -> Result<LoadedRun
 }
 
 /// Perplexity over the first `length` tokens of each song.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PplRow {
     /// Prefix length in tokens.
     pub length: usize,
