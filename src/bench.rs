@@ -12,8 +12,8 @@
 
 use crate::config::{DeviceChoice, ExperimentConfig};
 use crate::model::{self, bar_beat_indices, Batch, PositionLimits};
-use crate::structure::plot::{register_font, FONT};
 use crate::provenance::Provenance;
+use crate::structure::plot::{register_font, FONT};
 use crate::tokens::vocab::{BOS_ID, EOS_ID};
 use crate::tokens::Vocab;
 use crate::train::{batch_loss, data::TrainBatch, open_dataset};
@@ -79,7 +79,6 @@ pub struct AttentionOptions {
     #[arg(long, default_value = "results/attention")]
     pub out: PathBuf,
 }
-
 
 /// A benchmark input: `length + 1` ids (inputs and shifted targets), the bar and
 /// beat indices of the inputs, the number of bars and the vocabulary size.
@@ -549,8 +548,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
                 .join(",")
         )
     };
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let df = CsvReadOptions::default()
         .with_has_header(true)
         .with_schema_overwrite(Some(Arc::new(csv_schema())))
@@ -573,9 +572,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.map(|v| v as usize).with_context(|| {
-                    format!("{} line {}: no `{name}`", path.display(), i + 2)
-                })
+                v.map(|v| v as usize)
+                    .with_context(|| format!("{} line {}: no `{name}`", path.display(), i + 2))
             })
             .collect()
     };
@@ -587,8 +585,12 @@ pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
             .iter()
             .collect())
     };
-    let (experiment, kind, device, status) =
-        (text("experiment")?, text("kind")?, text("device")?, text("status")?);
+    let (experiment, kind, device, status) = (
+        text("experiment")?,
+        text("kind")?,
+        text("device")?,
+        text("status")?,
+    );
     let (length, bars) = (int("length")?, int("bars")?);
     let (peak, process_peak, seconds) = (
         num("peak_mb")?,
@@ -767,6 +769,19 @@ mod tests {
         let path = dir.path().join("a.csv");
         write_csv(&path, &rows).unwrap();
         assert_eq!(read_csv(&path).unwrap(), rows);
+        // A CSV without the benchmark's columns is named.
+        let other = dir.path().join("other.csv");
+        std::fs::write(&other, "experiment,length\nx,1\n").unwrap();
+        let err = format!("{:#}", read_csv(&other).unwrap_err());
+        assert!(
+            err.contains("other.csv") && err.contains("attention benchmark"),
+            "{err}"
+        );
+        // The committed benchmark (Figure 4 of the mini suite) reads back.
+        let committed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("results/attention-cpu/attention.csv");
+        let back = read_csv(&committed).unwrap();
+        assert!(!back.is_empty() && back.iter().any(|m| m.status == "ok" && m.peak_mb.is_some()));
         figure(&rows, &dir.path().join("a.png")).unwrap();
     }
 }

@@ -389,7 +389,9 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Stats(cmd) => museformer::structure::cli::run(cmd)?,
-        Command::Listening(cmd) => museformer::listening::run(cmd, &museformer::pipeline::generated_folders)?,
+        Command::Listening(cmd) => {
+            museformer::listening::run(cmd, &museformer::pipeline::generated_folders)?
+        }
         Command::Train {
             experiment,
             sets,

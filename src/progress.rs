@@ -32,8 +32,9 @@ pub fn bar(len: u64, label: &str, counter: Counter) -> ProgressBar {
         Counter::Units(unit) => format!("{{pos}}/{{len}} {unit} {{per_sec}}"),
         Counter::Percent => "{percent:>3}%".to_string(),
     };
-    let template =
-        format!("{{spinner}} {{prefix}} [{{bar:30}}] {count} {{msg}} ({{elapsed}} elapsed, {{eta}} left)");
+    let template = format!(
+        "{{spinner}} {{prefix}} [{{bar:30}}] {count} {{msg}} ({{elapsed}} elapsed, {{eta}} left)"
+    );
     let bar = ProgressBar::new(len).with_style(
         ProgressStyle::with_template(&template)
             .expect("a valid template")

@@ -145,6 +145,9 @@ mod tests {
         assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
         assert!(v["date"].as_str().unwrap().ends_with('Z'));
         let p = Provenance::new(None, Mine { inputs: 0 });
-        assert!(serde_json::to_value(&p).unwrap().get("wall_seconds").is_none());
+        assert!(serde_json::to_value(&p)
+            .unwrap()
+            .get("wall_seconds")
+            .is_none());
     }
 }

@@ -317,7 +317,11 @@ pub fn bar_starts(tokens: &[Token]) -> Vec<u32> {
 }
 
 fn progress(len: usize) -> ProgressBar {
-    crate::progress::bar(len as u64, "encoding", crate::progress::Counter::Units("files"))
+    crate::progress::bar(
+        len as u64,
+        "encoding",
+        crate::progress::Counter::Units("files"),
+    )
 }
 
 /// Refuses a dataset whose MIDI folder is missing, saying what to do (the dataset

@@ -90,8 +90,8 @@ pub struct StatsArgs {
 
 /// The generated-pieces folder of every row of a suite file, by row label, given
 /// the suite file and the work folder (`--work`): the caller's resolution of
-/// `museformer listening kit SUITE` (the CLI passes
-/// `crate::pipeline::generated_folders`).
+/// `museformer listening kit SUITE` (the CLI passes the pipeline's
+/// `generated_folders`, which knows the work folder's layout).
 pub type SuiteFolders<'a> = &'a dyn Fn(&Path, &Path) -> Result<Vec<(String, PathBuf)>>;
 
 impl KitArgs {

@@ -81,7 +81,9 @@ impl WorkFolder {
 
     /// `se/<row>.json`: the row's similarity error.
     pub fn se(&self, row: &Row) -> PathBuf {
-        self.root.join("se").join(format!("{}.json", slug(&row.label)))
+        self.root
+            .join("se")
+            .join(format!("{}.json", slug(&row.label)))
     }
 }
 
@@ -106,12 +108,33 @@ mod tests {
             root: PathBuf::from("runs/suites/mini"),
         };
         let r = "runs/suites/mini";
-        assert_eq!(w.record("train:w-o-bar-selection"), Path::new(&format!("{r}/stages/train.w-o-bar-selection.json")));
-        assert_eq!(w.started("train:x"), Path::new(&format!("{r}/stages/train.x.started")));
-        assert_eq!(w.train(&row), Path::new(&format!("{r}/train/w-o-bar-selection")));
-        assert_eq!(w.eval(&row), Path::new(&format!("{r}/eval/w-o-bar-selection.json")));
-        assert_eq!(w.generated(&row), Path::new(&format!("{r}/generated/w-o-bar-selection")));
-        assert_eq!(w.distribution(), Path::new(&format!("{r}/similarity/distribution.json")));
-        assert_eq!(w.se(&row), Path::new(&format!("{r}/se/w-o-bar-selection.json")));
+        assert_eq!(
+            w.record("train:w-o-bar-selection"),
+            Path::new(&format!("{r}/stages/train.w-o-bar-selection.json"))
+        );
+        assert_eq!(
+            w.started("train:x"),
+            Path::new(&format!("{r}/stages/train.x.started"))
+        );
+        assert_eq!(
+            w.train(&row),
+            Path::new(&format!("{r}/train/w-o-bar-selection"))
+        );
+        assert_eq!(
+            w.eval(&row),
+            Path::new(&format!("{r}/eval/w-o-bar-selection.json"))
+        );
+        assert_eq!(
+            w.generated(&row),
+            Path::new(&format!("{r}/generated/w-o-bar-selection"))
+        );
+        assert_eq!(
+            w.distribution(),
+            Path::new(&format!("{r}/similarity/distribution.json"))
+        );
+        assert_eq!(
+            w.se(&row),
+            Path::new(&format!("{r}/se/w-o-bar-selection.json"))
+        );
     }
 }

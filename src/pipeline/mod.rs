@@ -36,8 +36,8 @@ pub use layout::WorkFolder;
 pub use runner::{stage_name, stage_names, STAGE_KINDS};
 pub use stage::{StageOutput, StageRecord};
 pub use stages::{
-    EvalOutput, GenerateOutput, PrepareOutput, ReportOutput, SeOutput, SeResult,
-    SimilarityOutput, TrainOutput, TrainingDistribution,
+    EvalOutput, GenerateOutput, PrepareOutput, ReportOutput, SeOutput, SeResult, SimilarityOutput,
+    TrainOutput, TrainingDistribution,
 };
 
 use crate::data::{self, DatasetConfig};
@@ -244,5 +244,41 @@ mod tests {
         assert_eq!(k, key("train.steps=5"));
         assert_ne!(k, key("train.steps=6"));
         assert_ne!(k, key("train.steps=5, model.layers=1"));
+    }
+
+    #[test]
+    fn a_suites_generated_folders_are_found_by_its_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("data.yaml"),
+            "name: d\nmidi_dir: m\nout: o\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("e.yaml"), "name: e\n").unwrap();
+        let suite_file = dir.path().join("s.yaml");
+        std::fs::write(
+            &suite_file,
+            format!(
+                "name: s\ndataset: {d}/data.yaml\nreference: A\nrows:\n  - {{label: A, experiment: {d}/e.yaml}}\n  - {{label: w/o B, experiment: {d}/e.yaml}}\n"
+            ),
+        )
+        .unwrap();
+        let work = dir.path().join("work");
+        let a = work.join("s/generated/a");
+        std::fs::create_dir_all(&a).unwrap();
+        let err = format!("{:#}", generated_folders(&suite_file, &work).unwrap_err());
+        assert!(
+            err.contains("row `w/o B`")
+                && err.contains("generated/w-o-b")
+                && err.contains("museformer reproduce"),
+            "{err}"
+        );
+        let b = work.join("s/generated/w-o-b");
+        std::fs::create_dir_all(&b).unwrap();
+        assert_eq!(
+            generated_folders(&suite_file, &work).unwrap(),
+            [("A".to_string(), a), ("w/o B".to_string(), b)]
+        );
     }
 }

@@ -158,10 +158,7 @@ impl<'a> Runner<'a> {
     }
 
     fn weight(&self, name: &str) -> u64 {
-        self.weights
-            .iter()
-            .find(|w| w.0 == name)
-            .map_or(1, |w| w.1)
+        self.weights.iter().find(|w| w.0 == name).map_or(1, |w| w.1)
     }
 
     /// Runs a stage unless its record is reusable under `key`; returns its record.

@@ -255,13 +255,24 @@ mod tests {
         assert_eq!(back, rec);
         assert!(back.reusable("k1"));
         assert!(!back.reusable("k2"));
-        assert_eq!(StageRecord::<Ppl>::reusable_at(&path, "k1").unwrap(), Some(rec.clone()));
+        assert_eq!(
+            StageRecord::<Ppl>::reusable_at(&path, "k1").unwrap(),
+            Some(rec.clone())
+        );
         assert_eq!(StageRecord::<Ppl>::reusable_at(&path, "k2").unwrap(), None);
         // A record of this key whose output has other fields is an error naming it;
         // under another key (another code version) the stage just runs again.
-        let err = format!("{:#}", StageRecord::<Renamed>::reusable_at(&path, "k1").unwrap_err());
-        assert!(err.contains("eval.a.json") && err.contains("perplexity"), "{err}");
-        assert!(StageRecord::<Renamed>::reusable_at(&path, "k2").unwrap().is_none());
+        let err = format!(
+            "{:#}",
+            StageRecord::<Renamed>::reusable_at(&path, "k1").unwrap_err()
+        );
+        assert!(
+            err.contains("eval.a.json") && err.contains("perplexity"),
+            "{err}"
+        );
+        assert!(StageRecord::<Renamed>::reusable_at(&path, "k2")
+            .unwrap()
+            .is_none());
         let err = format!("{:#}", StageRecord::<Renamed>::load(&path).unwrap_err());
         assert!(err.contains("eval.a.json"), "{err}");
         std::fs::remove_file(&out).unwrap();
@@ -269,6 +280,8 @@ mod tests {
         assert_eq!(StageRecord::<Ppl>::reusable_at(&path, "k1").unwrap(), None);
         let none = crate::pipeline::layout::record_file(&stages, "eval:b");
         assert!(StageRecord::<Ppl>::load(&none).unwrap().is_none());
-        assert!(StageRecord::<Ppl>::reusable_at(&none, "k1").unwrap().is_none());
+        assert!(StageRecord::<Ppl>::reusable_at(&none, "k1")
+            .unwrap()
+            .is_none());
     }
 }

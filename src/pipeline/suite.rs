@@ -230,6 +230,23 @@ mod tests {
         assert_eq!((b.train.steps, b.train.seed), (5, 2));
         assert_eq!(b.dataset, dir.path().join("data.yaml"));
         assert_eq!(s.reference_row().label, "A");
+        // Generation settings not given take the suite defaults.
+        assert_eq!(s.generate, GenerateOptions::default());
+        assert_eq!((s.generate.num, s.generate.max_len), (10, 20_480));
+        let partial = write(
+            dir.path(),
+            "gen.yaml",
+            &suite(
+                &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                "generate: {num: 6, max_len: 1024, top_k: 4, temperature: 0.9, seed: 3}\n",
+            ),
+        );
+        let g = Suite::load(&partial).unwrap().generate;
+        assert_eq!(
+            (g.num, g.max_len, g.top_k, g.temperature, g.seed),
+            (6, 1024, 4, 0.9, 3)
+        );
+        assert_eq!((g.prompt, g.no_cache), (None, false));
 
         let cases = [
             (
@@ -264,6 +281,13 @@ mod tests {
                     "eval: {lengths: [1, 2]}\n",
                 ),
                 vec!["eval.lengths"],
+            ),
+            (
+                suite(
+                    &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                    "generate: {num: 2, prompt: p.txt}\n",
+                ),
+                vec!["prompt"],
             ),
         ];
         for (i, (text, words)) in cases.iter().enumerate() {

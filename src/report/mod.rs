@@ -7,10 +7,11 @@
 //! linking everything, and Figure 4 (`figure4.{png,svg,csv}`, the attention
 //! benchmark) when the suite names a `museformer bench attention` CSV. This module
 //! owns what Table 1 shows ([`ReportInput`], [`RowResult`], the paper's numbers
-//! [`PaperNumbers`]); `crate::pipeline` gathers the inputs from its stages.
+//! [`PaperNumbers`]); the suite pipeline (`museformer reproduce`) gathers the
+//! inputs from its stages.
 //!
 //! Tables 2 and 3 (the listening test) are added by `museformer report --ratings`
-//! through `crate::listening` (in `crate::pipeline::report`).
+//! through `crate::listening`.
 
 use crate::format::{self, Style};
 use crate::provenance::Provenance;

@@ -248,7 +248,11 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         },
         state.data,
     )?;
-    let bar = crate::progress::bar(t.steps as u64, "training", crate::progress::Counter::Units("steps"));
+    let bar = crate::progress::bar(
+        t.steps as u64,
+        "training",
+        crate::progress::Counter::Units("steps"),
+    );
     bar.set_position(state.step as u64);
     let metrics = paths.dir.join("train.csv");
     let valid_csv = paths.dir.join("valid.csv");
