@@ -11,13 +11,15 @@
 //! figure `attention.{png,svg}`.
 
 use crate::config::{DeviceChoice, ExperimentConfig};
+use crate::data::batch::{batch_loss, TrainBatch};
 use crate::model::{self, bar_beat_indices, Batch, PositionLimits};
+use crate::plot::{self, FONT};
 use crate::provenance::Provenance;
-use crate::structure::plot::{register_font, FONT};
+use crate::run::open_dataset;
 use crate::tokens::vocab::{BOS_ID, EOS_ID};
 use crate::tokens::Vocab;
-use crate::train::{batch_loss, data::TrainBatch, open_dataset};
 use anyhow::{bail, Context, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -623,29 +625,22 @@ const COLORS: [RGBColor; 7] = [
 ];
 
 /// Figure 4: peak memory and time per step against the maximum length, one line per
-/// experiment (PNG or SVG by extension).
+/// experiment (PNG or SVG by extension, see [`plot::save`]).
 pub fn figure(rows: &[Measurement], path: &Path) -> Result<()> {
-    register_font();
-    let svg = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    let size = (1100, 450);
-    let r = if svg {
-        draw(SVGBackend::new(path, size).into_drawing_area(), rows)
-    } else {
-        draw(BitMapBackend::new(path, size).into_drawing_area(), rows)
-    };
-    r.with_context(|| format!("cannot draw {}", path.display()))
+    plot::save(path, (1100, 450), &Figure4(rows))
 }
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
-    rows: &[Measurement],
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+/// Figure 4 of some measurements.
+struct Figure4<'a>(&'a [Measurement]);
+
+impl plot::Figure for Figure4<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        draw(root, self.0)
+    }
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Measurement]) -> Result<()> {
+    let err = plot::drawing;
     root.fill(&WHITE).map_err(err)?;
     let panels = root.split_evenly((1, 2));
     let names = unique(rows);
@@ -724,7 +719,6 @@ where
             .draw()
             .map_err(err)?;
     }
-    root.present().map_err(err)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 #[path = "../baselines/mod.rs"]
 pub mod baselines;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
@@ -17,9 +18,11 @@ pub mod listening;
 pub mod midi;
 pub mod model;
 pub mod pipeline;
+pub mod plot;
 pub mod progress;
 pub mod provenance;
 pub mod report;
+pub mod run;
 pub mod structure;
 pub mod tokens;
 pub mod train;

@@ -4,9 +4,10 @@
 //! than an interval, inputs on different grids. Every case ends in a clear message
 //! or a counted skip, and no output holds NaN.
 
+use museformer::cli::stats::{run, StatsCommand};
 use museformer::data::{DatasetConfig, Split};
 use museformer::midi::{to_bytes, Note, Score, Track};
-use museformer::structure::cli::{run, ReadArgs, StatsCommand};
+use museformer::structure::commands::ReadArgs;
 use museformer::structure::input::{self, InputKind, LoadOptions};
 use museformer::structure::InstrumentSelection;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! ([`normalize`]), preparation from a MIDI folder ([`prepare`]) and the
 //! memory-mapped token store the trainer and statistics read ([`store`]).
 
+pub mod batch;
 pub mod config;
 pub mod normalize;
 pub mod prepare;

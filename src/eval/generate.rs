@@ -3,9 +3,9 @@
 //! the grammar are dropped and an unfinished last bar cut (counted, never a crash);
 //! tokens and MIDI files are written for each piece.
 
-use super::load_run;
 use crate::midi;
 use crate::model::{LanguageModel, PositionTracker};
+use crate::run::load_run;
 use crate::tokens::vocab::{BOS_ID, EOS_ID, NUM_SPECIALS};
 use crate::tokens::{self, EncodeOptions, Token, Vocab};
 use anyhow::{Context, Result};
@@ -81,6 +81,24 @@ pub struct PieceReport {
     pub cut: usize,
     /// Sampling speed in tokens per second.
     pub tokens_per_sec: f64,
+}
+
+impl std::fmt::Display for PieceReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} tokens sampled ({}), {} kept, {:.0} tokens/s",
+            self.midi_file.display(),
+            self.sampled,
+            if self.ended {
+                "ended with </s>"
+            } else {
+                "maximum length"
+            },
+            self.kept,
+            self.tokens_per_sec
+        )
+    }
 }
 
 /// Repairs a sampled sequence: tokens the grammar does not accept where they stand
@@ -246,10 +264,10 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
         let stem = format!("piece-{n:03}");
         let tokens_file = out.join(format!("{stem}.txt"));
         let midi_file = out.join(format!("{stem}.mid"));
-        std::fs::write(&tokens_file, tokens::to_text(&kept) + "\n")?;
-        std::fs::write(
-            out.join(format!("{stem}.sampled.txt")),
-            tokens::to_text(&sampled) + "\n",
+        crate::io::write_atomic(&tokens_file, (tokens::to_text(&kept) + "\n").as_bytes())?;
+        crate::io::write_atomic(
+            &out.join(format!("{stem}.sampled.txt")),
+            (tokens::to_text(&sampled) + "\n").as_bytes(),
         )?;
         midi::write_file(&score, &midi_file)
             .with_context(|| format!("cannot write {}", midi_file.display()))?;
@@ -274,10 +292,7 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
         "cache": !opts.no_cache,
         "pieces": reports,
     });
-    std::fs::write(
-        out.join("generation.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
+    crate::io::write_json(&out.join("generation.json"), &json)?;
     Ok(reports)
 }
 

@@ -5,78 +5,15 @@
 pub mod generate;
 
 use crate::config::ExperimentConfig;
+use crate::data::batch::{sequence, TrainBatch, IGNORE};
 use crate::data::{Split, TokenStore};
-use crate::model::{self, LanguageModel};
+use crate::model::LanguageModel;
+use crate::run::{load_run, RunPaths};
 use crate::tokens::Vocab;
-use crate::train::data::{sequence, TrainBatch, IGNORE};
-use crate::train::{load_weights, open_dataset, RunPaths};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use tch::{nn, Kind, Tensor};
-
-/// A trained model loaded from its run folder.
-pub struct LoadedRun {
-    /// The run's resolved configuration.
-    pub cfg: ExperimentConfig,
-    /// The model (weights of the best checkpoint, else the last).
-    pub model: Box<dyn LanguageModel>,
-    /// The vocabulary of its dataset.
-    pub vocab: Vocab,
-    /// The dataset's token store.
-    pub store: TokenStore,
-    /// Encoding settings of the dataset.
-    pub encoding: crate::tokens::EncodeOptions,
-    /// The checkpoint the weights came from.
-    pub checkpoint: PathBuf,
-    /// Device the model is on.
-    pub device: tch::Device,
-    _vs: nn::VarStore,
-}
-
-/// Loads a run folder written by `museformer train`.
-pub fn load_run(run_dir: &Path, device: Option<tch::Device>) -> Result<LoadedRun> {
-    let cfg_path = run_dir.join("config.yaml");
-    let text = std::fs::read_to_string(&cfg_path).with_context(|| {
-        format!(
-            "{} is not a run folder (no config.yaml); `museformer train` writes one",
-            run_dir.display()
-        )
-    })?;
-    let cfg: ExperimentConfig = serde_yaml::from_str(&text)
-        .with_context(|| format!("{} is damaged", cfg_path.display()))?;
-    let (store, manifest) = open_dataset(&cfg)?;
-    let vocab = Vocab::new(manifest.config.encoding.pos_per_beat);
-    let device = match device {
-        Some(d) => d,
-        None => cfg.train.device.device()?,
-    };
-    let mut vs = nn::VarStore::new(device);
-    let model = model::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
-    let paths = RunPaths {
-        dir: run_dir.to_path_buf(),
-    };
-    let checkpoint = [paths.best(), paths.last()]
-        .into_iter()
-        .find(|p| p.join("model.safetensors").exists())
-        .with_context(|| {
-            format!(
-                "{} has no checkpoint yet; train it first",
-                run_dir.display()
-            )
-        })?;
-    load_weights(&mut vs, &checkpoint)?;
-    Ok(LoadedRun {
-        cfg,
-        model,
-        vocab,
-        store,
-        encoding: manifest.config.encoding,
-        checkpoint,
-        device,
-        _vs: vs,
-    })
-}
+use std::path::Path;
+use tch::{Kind, Tensor};
 
 /// Perplexity over the first `length` tokens of each song.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +31,32 @@ pub struct PplRow {
     pub full_songs: usize,
     /// Tokens the figure covers.
     pub tokens: u64,
+}
+
+/// Perplexities of a run, as `museformer eval` prints them.
+pub struct PerplexityTable<'a> {
+    /// The run folder.
+    pub run_dir: &'a Path,
+    /// Its perplexities.
+    pub rows: &'a [PplRow],
+}
+
+impl std::fmt::Display for PerplexityTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "perplexity on the test split of {}:",
+            self.run_dir.display()
+        )?;
+        for r in self.rows {
+            writeln!(
+                f,
+                "  first {:>6} tokens: PPL {:.4}  ({} songs, {} at full length, {} tokens)",
+                r.length, r.ppl, r.songs, r.full_songs, r.tokens
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Token-weighted perplexity of a model over the songs of a split at each prefix
@@ -181,17 +144,15 @@ pub fn evaluate(run_dir: &Path, lengths: Option<Vec<usize>>) -> Result<Vec<PplRo
             r.length, r.ppl, r.nll, r.songs, r.full_songs, r.tokens
         ));
     }
-    std::fs::write(run_dir.join("eval.csv"), csv)?;
+    let paths = RunPaths::new(run_dir);
+    crate::io::write_atomic(&paths.eval_csv(), csv.as_bytes())?;
     let json = serde_json::json!({
         "experiment": run.cfg.name,
         "checkpoint": run.checkpoint,
         "split": "test",
         "perplexity": rows,
     });
-    std::fs::write(
-        run_dir.join("eval.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
+    crate::io::write_json(&paths.eval_json(), &json)?;
     Ok(rows)
 }
 
@@ -199,6 +160,8 @@ pub fn evaluate(run_dir: &Path, lengths: Option<Vec<usize>>) -> Result<Vec<PplRo
 mod tests {
     use super::*;
     use crate::data::store::StoreWriter;
+    use crate::model;
+    use tch::nn;
 
     #[test]
     fn a_uniform_model_has_the_vocabulary_size_as_perplexity() {

@@ -92,12 +92,12 @@ pub struct StatsArgs {
 /// the suite file and the work folder (`--work`): the caller's resolution of
 /// `museformer listening kit SUITE` (the CLI passes the pipeline's
 /// `generated_folders`, which knows the work folder's layout).
-pub type SuiteFolders<'a> = &'a dyn Fn(&Path, &Path) -> Result<Vec<(String, PathBuf)>>;
+pub type SuiteResolver<'a> = &'a dyn Fn(&Path, &Path) -> Result<Vec<(String, PathBuf)>>;
 
 impl KitArgs {
     /// The models of the kit, label and folder: the suite's rows (through
     /// `suite_folders`) when a suite is given, then every `--model LABEL=DIR`.
-    pub fn models(&self, suite_folders: SuiteFolders) -> Result<Vec<(String, PathBuf)>> {
+    pub fn models(&self, suite_folders: SuiteResolver) -> Result<Vec<(String, PathBuf)>> {
         let mut models = match &self.suite {
             Some(path) => suite_folders(path, &self.work)?,
             None => Vec::new(),
@@ -115,8 +115,8 @@ impl KitArgs {
 }
 
 /// Runs a `museformer listening` subcommand; `suite_folders` resolves a suite
-/// file to its rows' generated-pieces folders ([`SuiteFolders`]).
-pub fn run(cmd: ListeningCommand, suite_folders: SuiteFolders) -> Result<()> {
+/// file to its rows' generated-pieces folders ([`SuiteResolver`]).
+pub fn run(cmd: ListeningCommand, suite_folders: SuiteResolver) -> Result<()> {
     match cmd {
         ListeningCommand::Kit(args) => {
             let models = args.models(suite_folders)?;

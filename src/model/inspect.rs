@@ -6,7 +6,7 @@ use super::layout::{Attends, Layout, LayoutConfig};
 use super::{bar_beat_indices, PositionLimits};
 use crate::config::ExperimentConfig;
 use crate::data::DatasetConfig;
-use crate::structure::plot::{register_font, FONT};
+use crate::plot::{register_font, FONT};
 use crate::tokens::{parse_tokens, vocab::BOS_ID, Vocab};
 use anyhow::{Context, Result};
 use plotters::prelude::*;

@@ -3,10 +3,10 @@
 //! distance between distributions and the similarity error ([`similarity`]), the
 //! choice of fine-grained bars ([`select`]), the corpora they read ([`input`]), the
 //! tables and provenance they write ([`tables`]), figures ([`plot`]) and the
-//! `museformer stats` command line ([`cli`]). `docs/structure.md` explains how to
+//! `museformer stats` commands ([`commands`]; their flags are in `crate::cli`). `docs/structure.md` explains how to
 //! read the outputs.
 
-pub mod cli;
+pub mod commands;
 pub mod input;
 pub mod notes;
 pub mod plot;

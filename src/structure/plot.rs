@@ -4,45 +4,18 @@
 //! self-similarity matrix of one song.
 
 use super::similarity::{Distribution, DistributionDistance};
-use anyhow::{anyhow, bail, Result};
+use crate::plot::{self, drawing, Figure, COLORS, FONT};
+use anyhow::{bail, Result};
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Once;
-
-/// Font family registered for every figure (DejaVu Sans, shipped in `src/assets/`).
-pub(crate) const FONT: &str = "sans-serif";
-
-/// Series colors (Tableau 10), cycled.
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
 
 /// Light grid lines and empty matrix cells.
 const GRID: RGBColor = RGBColor(225, 225, 225);
 /// The vertical rules at multiples of 4.
 const RULE: RGBColor = RGBColor(200, 200, 200);
-
-pub(crate) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font(
-            FONT,
-            FontStyle::Normal,
-            include_bytes!("../assets/DejaVuSans.ttf"),
-        )
-        .unwrap_or_else(|_| panic!("the bundled DejaVuSans.ttf is not a valid font"));
-    });
-}
 
 /// The interval axis 0.5..T+0.5, labelled at 1 and the multiples of 4.
 struct IntervalAxis {
@@ -99,37 +72,6 @@ pub struct DistanceRow<'a> {
     pub distance: Option<&'a DistributionDistance>,
 }
 
-/// A drawing error as an `anyhow` error.
-fn drawing<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow!("cannot draw the figure: {e}")
-}
-
-/// Runs `$draw` on a root drawing area of a PNG or SVG backend, chosen by the
-/// extension of `$path`, and writes the file.
-macro_rules! with_backend {
-    ($path:expr, $size:expr, |$root:ident| $draw:expr) => {{
-        register_font();
-        let path: &Path = $path;
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        match ext.as_deref() {
-            Some("png") => {
-                let $root = BitMapBackend::new(path, $size).into_drawing_area();
-                $draw?;
-                $root.present().map_err(drawing)
-            }
-            Some("svg") => {
-                let $root = SVGBackend::new(path, $size).into_drawing_area();
-                $draw?;
-                $root.present().map_err(drawing)
-            }
-            _ => bail!("{}: a figure must end in .png or .svg", path.display()),
-        }
-    }};
-}
-
 /// Height of the overlay panel, of each corpus panel and of a table row, in pixels.
 const OVERLAY_H: u32 = 420;
 const PANEL_H: u32 = 250;
@@ -145,9 +87,13 @@ pub fn similarity_figure(path: &Path, series: &[Series], distances: &[DistanceRo
     }
     let table_h = 70 + ROW_H * distances.len().max(1) as u32;
     let height = 50 + OVERLAY_H + PANEL_H * series.len() as u32 + table_h;
-    with_backend!(path, (WIDTH, height), |root| draw_similarity(
-        &root, series, distances
-    ))
+    struct Similarity<'a>(&'a [Series<'a>], &'a [DistanceRow<'a>]);
+    impl Figure for Similarity<'_> {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+            draw_similarity(root, self.0, self.1)
+        }
+    }
+    plot::save(path, (WIDTH, height), &Similarity(series, distances))
 }
 
 fn draw_similarity<DB: DrawingBackend>(
@@ -390,9 +336,13 @@ pub fn matrix_figure(path: &Path, title: &str, matrix: &[Vec<Option<f64>>]) -> R
         bail!("the song has no bars: nothing to draw");
     }
     let side = (n as u32 * 8).clamp(640, 1000);
-    with_backend!(path, (side + 200, side + 110), |root| draw_matrix(
-        &root, title, matrix
-    ))
+    struct Matrix<'a>(&'a str, &'a [Vec<Option<f64>>]);
+    impl Figure for Matrix<'_> {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+            draw_matrix(root, self.0, self.1)
+        }
+    }
+    plot::save(path, (side + 200, side + 110), &Matrix(title, matrix))
 }
 
 fn draw_matrix<DB: DrawingBackend>(

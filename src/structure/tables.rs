@@ -7,7 +7,8 @@
 use super::input::Corpus;
 use super::similarity::{Distribution, DistributionDistance};
 use crate::format::write_csv;
-use anyhow::{Context, Result};
+use crate::provenance::Provenance;
+use anyhow::Result;
 use polars::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -91,53 +92,6 @@ pub fn write_skipped_csv(path: &Path, corpora: &[Corpus]) -> Result<()> {
     write_csv(path, &mut df)
 }
 
-/// The machine a result was computed on.
-#[derive(Debug, Clone, Serialize)]
-pub struct Machine {
-    /// Logical CPUs available to the process.
-    pub cpus: usize,
-    /// CPU model name from `/proc/cpuinfo` (when readable).
-    pub cpu_model: Option<String>,
-    /// Operating system and architecture.
-    pub os: String,
-}
-
-impl Machine {
-    /// This machine.
-    pub fn current() -> Machine {
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_string())
-            });
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            cpu_model,
-            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        }
-    }
-}
-
-/// The commit of the current folder (`git rev-parse HEAD`) and whether its working
-/// tree has uncommitted changes (`git status --porcelain`); `None` where git does
-/// not answer.
-pub fn git_state() -> (Option<String>, Option<bool>) {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = git(&["rev-parse", "HEAD"]);
-    let dirty = git(&["status", "--porcelain"]).map(|s| !s.is_empty());
-    (commit, dirty)
-}
-
 /// One input in the provenance.
 #[derive(Debug, Clone, Serialize)]
 pub struct InputProvenance {
@@ -151,23 +105,9 @@ pub struct InputProvenance {
     pub fingerprint: String,
 }
 
-/// Where a result came from: `provenance.json`.
+/// What `stats similarity` adds to its `provenance.json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Provenance {
-    /// The command line.
-    pub command: Vec<String>,
-    /// museformer's version.
-    pub museformer_version: String,
-    /// `git rev-parse HEAD` in the current folder, when it answers.
-    pub git_commit: Option<String>,
-    /// Whether the working tree had uncommitted changes (`git status --porcelain`).
-    pub git_dirty: Option<bool>,
-    /// When the result was written (RFC 3339, UTC).
-    pub date: String,
-    /// Wall time of the command in seconds.
-    pub wall_seconds: f64,
-    /// The machine.
-    pub machine: Machine,
+pub struct SimilarityProvenance {
     /// BLAKE3 of the normalization and encoding settings MIDI and token files were
     /// read with (hex).
     pub read_settings_hash: String,
@@ -175,41 +115,28 @@ pub struct Provenance {
     pub inputs: Vec<InputProvenance>,
 }
 
-impl Provenance {
-    /// The provenance of the running command.
-    pub fn new(
-        corpora: &[Corpus],
-        read_settings: &impl Serialize,
-        wall_seconds: f64,
-    ) -> Result<Provenance> {
-        let (git_commit, git_dirty) = git_state();
-        let inputs = corpora
-            .iter()
-            .map(|c| InputProvenance {
-                dataset: c.name.clone(),
-                path: c.path.display().to_string(),
-                kind: c.kind.to_string(),
-                fingerprint: c.fingerprint.clone(),
-            })
-            .collect();
-        Ok(Provenance {
-            command: std::env::args().collect(),
-            museformer_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_commit,
-            git_dirty,
-            date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            wall_seconds,
-            machine: Machine::current(),
+/// The provenance of the running `stats similarity` over `corpora`.
+pub fn provenance(
+    corpora: &[Corpus],
+    read_settings: &impl Serialize,
+    wall_seconds: f64,
+) -> Result<Provenance<SimilarityProvenance>> {
+    let inputs = corpora
+        .iter()
+        .map(|c| InputProvenance {
+            dataset: c.name.clone(),
+            path: c.path.display().to_string(),
+            kind: c.kind.to_string(),
+            fingerprint: c.fingerprint.clone(),
+        })
+        .collect();
+    Ok(Provenance::new(
+        Some(wall_seconds),
+        SimilarityProvenance {
             read_settings_hash: blake3::hash(serde_json::to_string(read_settings)?.as_bytes())
                 .to_hex()
                 .to_string(),
             inputs,
-        })
-    }
-
-    /// Writes it as pretty JSON.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, serde_json::to_string_pretty(self)?)
-            .with_context(|| format!("cannot write {}", path.display()))
-    }
+        },
+    ))
 }

@@ -6,15 +6,17 @@
 //! the data order depends only on (seed, epoch) and dropout is reseeded from (seed,
 //! step). A NaN or infinite loss stops training, keeping the last good checkpoint.
 
-pub mod data;
+pub mod loader;
 pub mod optim;
 
 use crate::config::ExperimentConfig;
-use crate::data::{DatasetConfig, Manifest, Split, TokenStore};
+use crate::data::batch::batch_loss;
+use crate::data::{Split, TokenStore};
 use crate::model::{self, LanguageModel};
+use crate::run::{load_weights, open_dataset, RunPaths};
 use crate::tokens::Vocab;
 use anyhow::{bail, Context, Result};
-use data::{DataPosition, Loader, LoaderConfig, TrainBatch, IGNORE};
+use loader::{DataPosition, Loader, LoaderConfig};
 use optim::{learning_rate, Adam};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -22,39 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{nn, Kind, Tensor};
-
-/// The prepared dataset an experiment names, with the command that prepares it
-/// when it is missing.
-pub fn open_dataset(cfg: &ExperimentConfig) -> Result<(TokenStore, Manifest)> {
-    let data_cfg = DatasetConfig::load(&cfg.dataset)?;
-    let hint = || {
-        format!(
-            "run `museformer data prepare {}` first",
-            cfg.dataset.display()
-        )
-    };
-    let manifest = Manifest::load(&data_cfg.out).with_context(hint)?;
-    let store = TokenStore::open(&data_cfg.out).with_context(hint)?;
-    Ok((store, manifest))
-}
-
-/// Mean cross-entropy of a batch's logits against its targets (padding ignored),
-/// and the number of target tokens.
-pub fn batch_loss(model: &dyn LanguageModel, tb: &TrainBatch, train: bool) -> Tensor {
-    let logits = model.forward(&tb.batch, train);
-    let v = logits.size()[2];
-    logits
-        .view([-1, v])
-        .to_kind(Kind::Float)
-        .cross_entropy_loss::<Tensor>(
-            &tb.targets.view([-1]),
-            None,
-            tch::Reduction::Mean,
-            IGNORE,
-            0.0,
-        )
-}
+use tch::nn;
 
 /// What a checkpoint's `state.json` holds besides the tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,63 +41,16 @@ pub struct TrainState {
     pub seconds: f64,
 }
 
-/// Files of a run folder.
-pub struct RunPaths {
-    /// The run folder.
-    pub dir: PathBuf,
-}
-
-impl RunPaths {
-    /// The last checkpoint.
-    pub fn last(&self) -> PathBuf {
-        self.dir.join("checkpoints/last")
-    }
-    /// The checkpoint with the best validation loss.
-    pub fn best(&self) -> PathBuf {
-        self.dir.join("checkpoints/best")
-    }
-}
-
 /// Writes a checkpoint folder atomically: into a temporary folder, then renamed over
 /// the old one, which stays intact if anything fails.
 fn save_checkpoint(dir: &Path, vs: &nn::VarStore, opt: &Adam, state: &TrainState) -> Result<()> {
-    let parent = dir.parent().expect("checkpoint folders have a parent");
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempdir_in(parent)
-        .with_context(|| format!("cannot write a checkpoint in {}", parent.display()))?;
-    vs.save(tmp.path().join("model.safetensors"))
-        .with_context(|| format!("cannot write the checkpoint in {}", parent.display()))?;
+    let tmp = crate::io::temp_dir_beside(dir, ".partial-")?;
+    let weights = RunPaths::weights(tmp.path());
+    vs.save(&weights)
+        .with_context(|| format!("cannot write {}", weights.display()))?;
     opt.save(&tmp.path().join("optimizer.safetensors"))?;
-    std::fs::write(
-        tmp.path().join("state.json"),
-        serde_json::to_string_pretty(state)?,
-    )?;
-    let old = parent.join(format!(
-        ".old-{}",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old).with_context(|| format!("cannot replace {}", dir.display()))?;
-    }
-    std::fs::rename(tmp.keep(), dir).with_context(|| format!("cannot write {}", dir.display()))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-/// Loads the weights of a checkpoint folder into a store (refusing a corrupt file
-/// with its name).
-pub fn load_weights(vs: &mut nn::VarStore, dir: &Path) -> Result<()> {
-    let file = dir.join("model.safetensors");
-    vs.load(&file).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is corrupt or not this model's checkpoint: {e}",
-            file.display()
-        )
-    })
+    crate::io::write_json(&tmp.path().join("state.json"), state)?;
+    crate::io::replace_dir(tmp, dir)
 }
 
 fn load_checkpoint(dir: &Path, vs: &mut nn::VarStore, opt: &mut Adam) -> Result<TrainState> {
@@ -173,6 +96,8 @@ fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
 pub struct TrainSummary {
     /// The run folder.
     pub run_dir: PathBuf,
+    /// The steps the run is to reach (`train.steps`).
+    pub target_steps: usize,
     /// The final state.
     pub state: TrainState,
     /// Training loss of the last step this call ran (none when the run was
@@ -180,6 +105,29 @@ pub struct TrainSummary {
     pub last_loss: Option<f64>,
     /// True when stopped by Ctrl-C before the last step.
     pub interrupted: bool,
+}
+
+impl std::fmt::Display for TrainSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.state;
+        let verb = if self.interrupted {
+            "interrupted at"
+        } else {
+            "finished"
+        };
+        writeln!(
+            f,
+            "{verb} step {} of {}: last loss {}, best valid loss {}, {} tokens in {:.1} s",
+            s.step,
+            self.target_steps,
+            self.last_loss
+                .map_or("-".to_string(), |v| format!("{v:.4}")),
+            s.best_valid.map_or("-".to_string(), |v| format!("{v:.4}")),
+            s.tokens,
+            s.seconds
+        )?;
+        write!(f, "run folder: {}", self.run_dir.display())
+    }
 }
 
 /// Set by Ctrl-C: the loop checkpoints and stops.
@@ -198,15 +146,12 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
     let (store, manifest) = open_dataset(cfg)?;
     let vocab = Vocab::new(manifest.config.encoding.pos_per_beat);
     let device = cfg.train.device.device()?;
-    let paths = RunPaths {
-        dir: cfg.run_dir(runs_root),
-    };
-    std::fs::create_dir_all(&paths.dir)
-        .with_context(|| format!("cannot create {}", paths.dir.display()))?;
+    let paths = RunPaths::new(&cfg.run_dir(runs_root));
+    crate::io::create_dir_all(&paths.dir)?;
     if paths.last().exists() && !resume {
         bail!("{} already has a checkpoint; pass --resume to continue it, or remove the folder to start over", paths.dir.display());
     }
-    std::fs::write(paths.dir.join("config.yaml"), serde_yaml::to_string(cfg)?)?;
+    crate::io::write_atomic(&paths.config(), serde_yaml::to_string(cfg)?.as_bytes())?;
 
     tch::manual_seed(cfg.train.seed as i64);
     let mut vs = nn::VarStore::new(device);
@@ -226,6 +171,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
     if state.step >= t.steps {
         return Ok(TrainSummary {
             run_dir: paths.dir,
+            target_steps: cfg.train.steps,
             state,
             last_loss: None,
             interrupted: false,
@@ -254,8 +200,8 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         crate::progress::Counter::Units("steps"),
     );
     bar.set_position(state.step as u64);
-    let metrics = paths.dir.join("train.csv");
-    let valid_csv = paths.dir.join("valid.csv");
+    let metrics = paths.train_csv();
+    let valid_csv = paths.valid_csv();
     let started = Instant::now();
     let seconds_before = state.seconds;
     let mut last_loss = None;
@@ -266,6 +212,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
             save_checkpoint(&paths.last(), &vs, &opt, &state)?;
             return Ok(TrainSummary {
                 run_dir: paths.dir,
+                target_steps: cfg.train.steps,
                 state,
                 last_loss,
                 interrupted: true,
@@ -337,6 +284,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
     bar.finish_and_clear();
     Ok(TrainSummary {
         run_dir: paths.dir,
+        target_steps: cfg.train.steps,
         state,
         last_loss,
         interrupted: false,

@@ -1,5 +1,5 @@
-//! `museformer stats ...`: the command line of the structure statistics. Each
-//! subcommand reads its inputs with [`super::input`], computes with
+//! The `museformer stats` commands of the structure statistics (their flags are in
+//! `crate::cli::stats`). Each command reads its inputs with [`super::input`], computes with
 //! [`super::similarity`] and [`super::select`], and writes with [`super::tables`]
 //! and [`super::plot`].
 
@@ -8,7 +8,7 @@ use super::notes::{InstrumentSelection, SongBars, MELODY_INSTRUMENT};
 use super::plot::{self, DistanceRow, Series};
 use super::select::{select_bars, PAPER_FINE_BARS};
 use super::similarity::{distribution_distance, similarity_error, similarity_matrix, Distribution};
-use super::tables::{self, Provenance};
+use super::tables;
 use crate::data::Split;
 use crate::tokens::Token;
 use anyhow::{bail, Context, Result};
@@ -41,136 +41,6 @@ impl ReadArgs {
             split: self.split,
             data: input::data_config(self.data_config.as_deref())?,
         })
-    }
-}
-
-/// `museformer stats`: structure statistics of corpora and generated music.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum StatsCommand {
-    /// Bar-similarity distributions L_t (Eq. 4-5, Figure 3) of one or more corpora:
-    /// writes similarity.csv, corpora.csv, distances.csv, skipped.csv,
-    /// similarity.png, similarity.svg and provenance.json into --out.
-    Similarity {
-        /// MIDI folders, folders of token files (.txt) or prepared datasets.
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Output folder (created).
-        #[arg(long)]
-        out: PathBuf,
-        /// Largest interval t.
-        #[arg(long, default_value_t = 40)]
-        max_interval: usize,
-        /// Highlight this many intervals (those `select-bars` would choose) in the figure.
-        #[arg(long, default_value_t = 8)]
-        k: usize,
-        /// Intervals with pairs from fewer songs are not highlighted.
-        #[arg(long, default_value_t = 10)]
-        min_songs: u64,
-        #[command(flatten)]
-        read: ReadArgs,
-    },
-    /// Propose Museformer's fine-grained bars from a corpus: rank the intervals by
-    /// L_t, print the reasoning and a YAML snippet for a model config.
-    SelectBars {
-        /// A MIDI folder, a folder of token files or a prepared dataset.
-        input: PathBuf,
-        /// Number of fine-grained bars (the paper: 8).
-        #[arg(long, default_value_t = 8)]
-        k: usize,
-        /// Largest interval considered.
-        #[arg(long, default_value_t = 40)]
-        max_interval: usize,
-        /// Leave out intervals with pairs from fewer songs than this.
-        #[arg(long, default_value_t = 10)]
-        min_songs: u64,
-        /// Intervals to choose whatever their L_t (comma separated, e.g. `1,2`); the
-        /// rest of the k are the highest L_t.
-        #[arg(long, value_delimiter = ',')]
-        include: Vec<usize>,
-        /// Also write the YAML snippet to this file.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        read: ReadArgs,
-    },
-    /// Similarity error (Eq. 6): SE = mean over t = 1..T of |L̂_t − L_t| between
-    /// generated pieces and reference (training) data, in percent.
-    Error {
-        /// The reference corpus (the training data).
-        #[arg(long)]
-        reference: PathBuf,
-        /// The generated pieces (a folder of token files or MIDI files, or a dataset).
-        #[arg(long)]
-        generated: PathBuf,
-        /// T, the largest interval (the paper: 40).
-        #[arg(long, default_value_t = 40)]
-        max_interval: usize,
-        #[command(flatten)]
-        read: ReadArgs,
-    },
-    /// Draw the bar-by-bar self-similarity matrix of one piece (PNG or SVG).
-    Song {
-        /// A MIDI file or a token file (.txt).
-        file: PathBuf,
-        /// Output figure (.png or .svg).
-        #[arg(long)]
-        out: PathBuf,
-        /// Notes that make a bar's set (as for `similarity`).
-        #[arg(long, default_value = "auto")]
-        instrument: InstrumentSelection,
-        /// Dataset file whose settings read the piece [default: experiments/data/default.yaml, built in].
-        #[arg(long)]
-        data_config: Option<PathBuf>,
-    },
-    /// Listening-test tables from a ratings CSV: Table 2 (mean ± sample std per metric
-    /// and model, preference score) and Table 3 (wins, ties, losses and two-sided
-    /// Wilcoxon signed-rank p-value of --reference against each other model on the
-    /// overall score), as table2.{md,csv,tex} and table3.{md,csv,tex} with
-    /// provenance.json in --out. See docs/listening.md for the definitions.
-    Listening(crate::listening::StatsArgs),
-}
-
-/// Runs a `museformer stats` subcommand.
-pub fn run(cmd: StatsCommand) -> Result<()> {
-    match cmd {
-        StatsCommand::Similarity {
-            inputs,
-            out,
-            max_interval,
-            k,
-            min_songs,
-            read,
-        } => similarity(&inputs, &out, max_interval, k, min_songs, &read),
-        StatsCommand::SelectBars {
-            input,
-            k,
-            max_interval,
-            min_songs,
-            include,
-            out,
-            read,
-        } => select(
-            &input,
-            k,
-            max_interval,
-            min_songs,
-            &include,
-            out.as_deref(),
-            &read,
-        ),
-        StatsCommand::Error {
-            reference,
-            generated,
-            max_interval,
-            read,
-        } => error(reference, generated, max_interval, &read),
-        StatsCommand::Song {
-            file,
-            out,
-            instrument,
-            data_config,
-        } => song(&file, &out, instrument, data_config.as_deref()),
-        StatsCommand::Listening(args) => crate::listening::run_stats(&args).map(drop),
     }
 }
 
@@ -241,7 +111,7 @@ fn load_one(path: &Path, opts: &LoadOptions, read: &ReadArgs) -> Result<Corpus> 
     Ok(corpus)
 }
 
-fn similarity(
+pub fn similarity(
     inputs: &[PathBuf],
     out: &Path,
     max_interval: usize,
@@ -252,7 +122,7 @@ fn similarity(
     let start = Instant::now();
     let opts = read.options(max_interval)?;
     let corpora = input::load_all(inputs, &opts)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::io::create_dir_all(out)?;
     for c in &corpora {
         note_split(c, read);
         println!("{}", summary_line(c));
@@ -348,7 +218,7 @@ fn similarity(
         read.split,
         max_interval,
     );
-    Provenance::new(&corpora, &settings, start.elapsed().as_secs_f64())?
+    tables::provenance(&corpora, &settings, start.elapsed().as_secs_f64())?
         .write(&out.join("provenance.json"))?;
     println!(
         "wrote similarity.csv, corpora.csv, distances.csv, skipped.csv, similarity.png, similarity.svg, provenance.json to {} ({:.1} s)",
@@ -358,7 +228,7 @@ fn similarity(
     Ok(())
 }
 
-fn select(
+pub fn select(
     input: &Path,
     k: usize,
     max_interval: usize,
@@ -376,14 +246,13 @@ fn select(
     let snippet = selection.yaml_snippet(d, &source);
     println!("\n{snippet}");
     if let Some(path) = out {
-        std::fs::write(path, &snippet)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::io::write_atomic(path, snippet.as_bytes())?;
         println!("wrote {}", path.display());
     }
     Ok(())
 }
 
-fn error(
+pub fn error(
     reference: PathBuf,
     generated: PathBuf,
     max_interval: usize,
@@ -424,7 +293,7 @@ fn error(
     Ok(())
 }
 
-fn song(
+pub fn song(
     file: &Path,
     out: &Path,
     instrument: InstrumentSelection,

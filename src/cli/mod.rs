@@ -1,0 +1,99 @@
+//! The `museformer` command line, the one place that knows it: the flags of every
+//! command (clap types), the dispatch to the library, and what each command prints
+//! (the `Display` of the result types). `src/main.rs` only calls [`main`].
+//!
+//! Option structs that are a library function's input as well as a command's flags
+//! (`GenerateOptions`, `bench::AttentionOptions`, `listening::StatsArgs`, ...) keep
+//! their `clap::Args` derive where they are defined, so the flags and the library
+//! input are one type rather than two copied field by field.
+
+mod bench;
+mod data;
+mod runs;
+pub mod stats;
+mod suite;
+mod tokens;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Museformer experiment suite: MIDI → REMIGEN2 tokens → datasets → models → the
+/// paper's tables and figures.
+#[derive(Parser)]
+#[command(name = "museformer", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the REMIGEN2 tokens of one MIDI file on one line, space separated.
+    Encode(tokens::EncodeArgs),
+    /// Write a MIDI file from a file of REMIGEN2 token strings.
+    Decode(tokens::DecodeArgs),
+    /// Print the vocabulary: `id token` per line, or fairseq's dict.txt format.
+    Vocab(tokens::VocabArgs),
+    /// Prepare and inspect token datasets.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Statistics: bar-similarity distributions, bar selection, similarity error, listening-test tables.
+    #[command(subcommand)]
+    Stats(stats::StatsCommand),
+    /// Listening test: build the kit for raters (`stats listening` reads the ratings).
+    #[command(subcommand)]
+    Listening(suite::ListeningCommand),
+    /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
+    Train(runs::TrainArgs),
+    /// Perplexity of a trained run on its test split (writes eval.csv and eval.json
+    /// into the run folder).
+    Eval(runs::EvalArgs),
+    /// Look inside a model: Museformer's attention layout.
+    #[command(subcommand)]
+    Inspect(runs::InspectCommand),
+    /// Benchmarks: the efficiency curves of Figure 4.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Generate pieces from a trained run with top-k sampling (tokens and MIDI).
+    Generate(runs::GenerateArgs),
+    /// Run a suite (experiments/suites/*.yaml) end to end: prepare the data, the
+    /// training data's similarity statistics, then for each row of Table 1 train,
+    /// evaluate (PPL), generate pieces and measure their similarity error, and write
+    /// the report into results/<suite>/. Finished stages are cached: a second run
+    /// skips them and says so; an interrupted training resumes from its checkpoint.
+    /// See docs/reproduce.md.
+    Reproduce(suite::ReproduceArgs),
+    /// Write the report of a suite (Table 1, Figure 3, the Appendix-C figure,
+    /// provenance.json) into results/<suite>/ from its finished stages.
+    Report(suite::ReportArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Encode(a) => tokens::encode(a),
+        Command::Decode(a) => tokens::decode(a),
+        Command::Vocab(a) => tokens::vocab(a),
+        Command::Data(c) => data::run(c),
+        Command::Stats(c) => stats::run(c),
+        Command::Listening(c) => suite::listening(c),
+        Command::Train(a) => runs::train(a),
+        Command::Eval(a) => runs::eval(a),
+        Command::Inspect(c) => runs::inspect(c),
+        Command::Bench(c) => bench::run(c),
+        Command::Generate(a) => runs::generate(a),
+        Command::Reproduce(a) => suite::reproduce(a),
+        Command::Report(a) => suite::report(a),
+    }
+}
+
+/// The program: parses the command line, runs the command, prints an error chain
+/// on one line and exits 1 on failure.
+pub fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

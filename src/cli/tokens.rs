@@ -1,0 +1,94 @@
+//! `encode`, `decode`, `vocab`.
+
+use crate::midi;
+use crate::tokens::{self, EncodeOptions, InstrumentOrder, Vocab};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct EncodeArgs {
+    /// The MIDI file.
+    file: PathBuf,
+    /// Leave out the time-signature (s-) tokens.
+    #[arg(long)]
+    ignore_ts: bool,
+    /// Order of instruments at one position.
+    #[arg(long, value_enum, default_value_t = InstrumentOrder::Id)]
+    inst_order: InstrumentOrder,
+    /// Keep leading empty bars (removed by default).
+    #[arg(long)]
+    keep_empty_bars: bool,
+    /// Transpose to C major / A minor as the original release does.
+    #[arg(long)]
+    normalize_key: bool,
+    /// Positions per quarter note (12 as the reference states; 16 as the original code).
+    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
+    pos_per_beat: u32,
+}
+
+impl EncodeArgs {
+    fn options(&self) -> EncodeOptions {
+        EncodeOptions {
+            ignore_ts: self.ignore_ts,
+            inst_order: self.inst_order,
+            remove_empty_bars: !self.keep_empty_bars,
+            normalize_key: self.normalize_key,
+            pos_per_beat: self.pos_per_beat,
+            ..EncodeOptions::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DecodeArgs {
+    /// File of whitespace-separated token strings.
+    tokens: PathBuf,
+    /// Output MIDI file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Positions per quarter note of the tokens' grid.
+    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
+    pos_per_beat: u32,
+}
+
+#[derive(Args)]
+pub struct VocabArgs {
+    /// fairseq's `token 1` format (without the four special symbols fairseq adds).
+    #[arg(long)]
+    fairseq: bool,
+    /// Positions per quarter note of the grid.
+    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
+    pos_per_beat: u32,
+}
+
+pub fn encode(a: EncodeArgs) -> Result<()> {
+    let score =
+        midi::read_file(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let toks = tokens::encode(&score, &a.options())
+        .with_context(|| format!("cannot encode {}", a.file.display()))?;
+    println!("{}", tokens::to_text(&toks));
+    Ok(())
+}
+
+pub fn decode(a: DecodeArgs) -> Result<()> {
+    let vocab = Vocab::new(a.pos_per_beat);
+    let text = crate::io::read_to_string(&a.tokens)?;
+    let toks =
+        tokens::parse_tokens(&text, &vocab).with_context(|| format!("{}", a.tokens.display()))?;
+    let score = tokens::decode(&toks, &vocab).with_context(|| format!("{}", a.tokens.display()))?;
+    midi::write_file(&score, &a.output)
+        .with_context(|| format!("cannot write {}", a.output.display()))
+}
+
+pub fn vocab(a: VocabArgs) -> Result<()> {
+    let vocab = Vocab::new(a.pos_per_beat);
+    if a.fairseq {
+        print!("{}", vocab.to_fairseq());
+    } else {
+        for id in 0..vocab.len() as u16 {
+            println!("{id} {}", vocab.symbol(id));
+        }
+    }
+    Ok(())
+}
