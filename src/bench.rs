@@ -13,12 +13,13 @@
 use crate::config::{DeviceChoice, ExperimentConfig};
 use crate::data::batch::{batch_loss, TrainBatch};
 use crate::model::{self, bar_beat_indices, Batch, PositionLimits};
-use crate::plot::{register_font, FONT};
-use crate::provenance::Machine;
+use crate::plot::{self, FONT};
+use crate::provenance::Provenance;
 use crate::run::open_dataset;
 use crate::tokens::vocab::{BOS_ID, EOS_ID};
 use crate::tokens::Vocab;
 use anyhow::{bail, Context, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -278,8 +279,7 @@ fn spawn_one(
             .find(|l| !l.trim().is_empty())
             .unwrap_or("failed");
         format!("failed: {}", last.trim())
-    }
-    .replace([',', '"'], ";");
+    };
     Ok(Measurement {
         experiment: cfg.name,
         kind: cfg.model.kind,
@@ -400,28 +400,27 @@ pub fn memory_exponent(rows: &[&Measurement]) -> Option<f64> {
     (sxx > 0.0).then(|| sxy / sxx)
 }
 
-/// The summary written to `attention.json`.
+/// What `attention.json` adds to the common provenance fields ([`Provenance`]).
 #[derive(Debug, Serialize)]
-struct Summary<'a> {
-    command: Vec<String>,
-    git_commit: Option<String>,
-    date: String,
-    machine: Machine,
-    device: String,
-    memory_exponents: Vec<(String, Option<f64>)>,
-    measurements: &'a [Measurement],
+pub struct AttentionDetails<'a> {
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// Per experiment, the fitted slope of log(peak memory) over log(length).
+    pub memory_exponents: Vec<(String, Option<f64>)>,
+    /// Every measurement, as in `attention.csv`.
+    pub measurements: &'a [Measurement],
 }
 
 /// Runs the benchmark and writes its files; returns the measurements.
 pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
+    let start = Instant::now();
     if opts.device == DeviceChoice::Cuda && !tch::Cuda::is_available() {
         bail!("--device cuda but no CUDA device is available on this machine");
     }
     for e in &opts.experiments {
         ExperimentConfig::load(e, &[])?;
     }
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    crate::io::create_dir_all(&opts.out)?;
     let limit = opts.memory_limit_gb.unwrap_or(0.75 * mem_total_gb());
     let mut lengths = opts.lengths.clone();
     lengths.sort_unstable();
@@ -473,24 +472,15 @@ pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
         let mine: Vec<&Measurement> = rows.iter().filter(|m| m.experiment == e).collect();
         exponents.push((e.clone(), memory_exponent(&mine)));
     }
-    let summary = Summary {
-        command: std::env::args().collect(),
-        git_commit: std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        machine: Machine::current(),
-        device: opts.device.name().into(),
-        memory_exponents: exponents,
-        measurements: &rows,
-    };
-    std::fs::write(
-        opts.out.join("attention.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    Provenance::new(
+        Some(start.elapsed().as_secs_f64()),
+        AttentionDetails {
+            device: opts.device.name().into(),
+            memory_exponents: exponents,
+            measurements: &rows,
+        },
+    )
+    .write(&opts.out.join("attention.json"))?;
     for ext in ["png", "svg"] {
         figure(&rows, &opts.out.join(format!("attention.{ext}")))?;
     }
@@ -507,7 +497,27 @@ fn unique(rows: &[Measurement]) -> Vec<String> {
     names
 }
 
-/// Writes the measurements as CSV.
+/// The columns of `attention.csv`, in order, with their types.
+fn csv_schema() -> polars::prelude::Schema {
+    use polars::prelude::*;
+    [
+        ("experiment", DataType::String),
+        ("kind", DataType::String),
+        ("length", DataType::UInt64),
+        ("bars", DataType::UInt64),
+        ("device", DataType::String),
+        ("status", DataType::String),
+        ("peak_mb", DataType::Float64),
+        ("process_peak_mb", DataType::Float64),
+        ("seconds_per_step", DataType::Float64),
+    ]
+    .into_iter()
+    .map(|(name, dtype)| Field::new(name.into(), dtype))
+    .collect()
+}
+
+/// Writes the measurements as CSV (atomically; cells with commas or quotes are
+/// quoted).
 pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
     use polars::prelude::*;
     let opt = |f: fn(&Measurement) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
@@ -522,61 +532,86 @@ pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
         "process_peak_mb" => opt(|m| m.process_peak_mb),
         "seconds_per_step" => opt(|m| m.seconds_per_step),
     )?;
-    let tmp = path.with_extension("csv.tmp");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    CsvWriter::new(file)
-        .finish(&mut df)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    crate::format::write_csv(path, &mut df)
 }
 
-/// Reads `attention.csv` back.
+/// Reads `attention.csv` back (polars' CSV reader, the columns found by name and
+/// typed as [`write_csv`] writes them; extra columns are ignored).
 pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let (Some(e), Some(k), Some(l), Some(b), Some(d), Some(s), Some(p), Some(pp), Some(t)) = (
-        col("experiment"),
-        col("kind"),
-        col("length"),
-        col("bars"),
-        col("device"),
-        col("status"),
-        col("peak_mb"),
-        col("process_peak_mb"),
-        col("seconds_per_step"),
-    ) else {
-        bail!(
-            "{}: not an attention benchmark CSV (header {header:?})",
-            path.display()
-        );
+    use polars::prelude::*;
+    let not_ours = |e: PolarsError| {
+        anyhow::anyhow!(
+            "{}: not an attention benchmark CSV ({e}); expected the columns {}",
+            path.display(),
+            csv_schema()
+                .iter_names()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
     };
-    lines
-        .enumerate()
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').collect();
-            let num = |j: usize| f.get(j).and_then(|v| v.parse::<f64>().ok());
-            let int = |j: usize| {
-                f.get(j)
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .with_context(|| format!("{} line {}: bad number", path.display(), i + 2))
-            };
-            Ok(Measurement {
-                experiment: f.get(e).unwrap_or(&"").to_string(),
-                kind: f.get(k).unwrap_or(&"").to_string(),
-                length: int(l)?,
-                bars: int(b)?,
-                device: f.get(d).unwrap_or(&"").to_string(),
-                status: f.get(s).unwrap_or(&"").trim_matches('"').to_string(),
-                peak_mb: num(p),
-                process_peak_mb: num(pp),
-                seconds_per_step: num(t),
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_schema_overwrite(Some(Arc::new(csv_schema())))
+        .into_reader_with_file_handle(file)
+        .finish()
+        .map_err(not_ours)?;
+    let text = |name: &str| -> Result<Vec<String>> {
+        Ok(df
+            .column(name)
+            .and_then(|c| c.str())
+            .map_err(not_ours)?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let int = |name: &str| -> Result<Vec<usize>> {
+        df.column(name)
+            .and_then(|c| c.u64())
+            .map_err(not_ours)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.map(|v| v as usize)
+                    .with_context(|| format!("{} line {}: no `{name}`", path.display(), i + 2))
             })
+            .collect()
+    };
+    let num = |name: &str| -> Result<Vec<Option<f64>>> {
+        Ok(df
+            .column(name)
+            .and_then(|c| c.f64())
+            .map_err(not_ours)?
+            .iter()
+            .collect())
+    };
+    let (experiment, kind, device, status) = (
+        text("experiment")?,
+        text("kind")?,
+        text("device")?,
+        text("status")?,
+    );
+    let (length, bars) = (int("length")?, int("bars")?);
+    let (peak, process_peak, seconds) = (
+        num("peak_mb")?,
+        num("process_peak_mb")?,
+        num("seconds_per_step")?,
+    );
+    Ok((0..df.height())
+        .map(|i| Measurement {
+            experiment: experiment[i].clone(),
+            kind: kind[i].clone(),
+            length: length[i],
+            bars: bars[i],
+            device: device[i].clone(),
+            status: status[i].clone(),
+            peak_mb: peak[i],
+            process_peak_mb: process_peak[i],
+            seconds_per_step: seconds[i],
         })
-        .collect()
+        .collect())
 }
 
 const COLORS: [RGBColor; 7] = [
@@ -590,29 +625,22 @@ const COLORS: [RGBColor; 7] = [
 ];
 
 /// Figure 4: peak memory and time per step against the maximum length, one line per
-/// experiment (PNG or SVG by extension).
+/// experiment (PNG or SVG by extension, see [`plot::save`]).
 pub fn figure(rows: &[Measurement], path: &Path) -> Result<()> {
-    register_font();
-    let svg = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    let size = (1100, 450);
-    let r = if svg {
-        draw(SVGBackend::new(path, size).into_drawing_area(), rows)
-    } else {
-        draw(BitMapBackend::new(path, size).into_drawing_area(), rows)
-    };
-    r.with_context(|| format!("cannot draw {}", path.display()))
+    plot::save(path, (1100, 450), &Figure4(rows))
 }
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
-    rows: &[Measurement],
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+/// Figure 4 of some measurements.
+struct Figure4<'a>(&'a [Measurement]);
+
+impl plot::Figure for Figure4<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        draw(root, self.0)
+    }
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Measurement]) -> Result<()> {
+    let err = plot::drawing;
     root.fill(&WHITE).map_err(err)?;
     let panels = root.split_evenly((1, 2));
     let names = unique(rows);
@@ -691,7 +719,6 @@ where
             .draw()
             .map_err(err)?;
     }
-    root.present().map_err(err)?;
     Ok(())
 }
 
@@ -727,12 +754,28 @@ mod tests {
     #[test]
     fn csv_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let mut rows = vec![m(1024, 12.5), m(2048, 30.0)];
+        let mut rows = vec![m(1024, 12.5), m(2048, 30.0), m(4096, 1.0)];
         rows[1].status = "out of memory (over 1.0 GiB)".into();
         rows[1].peak_mb = None;
+        // A status text keeps its commas and quotes.
+        rows[2].status = "failed: shape [1, 2], \"x\" expected".into();
+        rows[2].seconds_per_step = None;
         let path = dir.path().join("a.csv");
         write_csv(&path, &rows).unwrap();
         assert_eq!(read_csv(&path).unwrap(), rows);
+        // A CSV without the benchmark's columns is named.
+        let other = dir.path().join("other.csv");
+        std::fs::write(&other, "experiment,length\nx,1\n").unwrap();
+        let err = format!("{:#}", read_csv(&other).unwrap_err());
+        assert!(
+            err.contains("other.csv") && err.contains("attention benchmark"),
+            "{err}"
+        );
+        // The committed benchmark (Figure 4 of the mini suite) reads back.
+        let committed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("results/attention-cpu/attention.csv");
+        let back = read_csv(&committed).unwrap();
+        assert!(!back.is_empty() && back.iter().any(|m| m.status == "ok" && m.peak_mb.is_some()));
         figure(&rows, &dir.path().join("a.png")).unwrap();
     }
 }

@@ -256,6 +256,27 @@ r3,1,Tiny B,6,5,5,4
         .unwrap()
         .contains("table3.md"));
 
+    // A record whose output does not match its stage's type is an error naming
+    // the record file, not an empty cell in Table 1.
+    let record = stages_dir.join("eval.tiny-a.json");
+    let good = std::fs::read_to_string(&record).unwrap();
+    assert!(good.contains("\"perplexity\""), "{good}");
+    std::fs::write(&record, good.replace("\"perplexity\"", "\"perplexities\"")).unwrap();
+    let bad = museformer(&[
+        "report",
+        suite_file.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("eval.tiny-a.json") && err.contains("perplexit"),
+        "{err}"
+    );
+    std::fs::write(&record, good).unwrap();
+
     // A bad --force value lists the stages.
     let bad = museformer(&[
         "reproduce",

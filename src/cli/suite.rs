@@ -91,5 +91,5 @@ pub fn report(a: ReportArgs) -> Result<()> {
 }
 
 pub fn listening(cmd: ListeningCommand) -> Result<()> {
-    crate::listening::run(cmd)
+    crate::listening::run(cmd, &crate::pipeline::generated_folders)
 }

@@ -10,13 +10,16 @@ use crate::tokens::vocab::{BOS_ID, EOS_ID, NUM_SPECIALS};
 use crate::tokens::{self, EncodeOptions, Token, Vocab};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// Sampling settings (also the flags of `museformer generate`).
-#[derive(Debug, Clone, clap::Args)]
+/// Sampling settings: the flags of `museformer generate` and a suite's
+/// `generate:` section (`num`, `max_len`, `top_k`, `temperature`, `seed`; unknown
+/// keys are errors, missing ones take [`GenerateOptions::default`]).
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GenerateOptions {
     /// Number of pieces.
     #[arg(long, default_value_t = 1)]
@@ -33,13 +36,32 @@ pub struct GenerateOptions {
     /// Maximum tokens per piece.
     #[arg(long, default_value_t = 20_480)]
     pub max_len: usize,
-    /// Token file to continue from (as `museformer encode` prints).
+    /// Token file to continue from (as `museformer encode` prints); not a suite key.
     #[arg(long)]
+    #[serde(skip)]
     pub prompt: Option<PathBuf>,
     /// Recompute the prefix at every step instead of using the decoding state
-    /// (slow; for measuring the cache).
+    /// (slow; for measuring the cache); not a suite key.
     #[arg(long)]
+    #[serde(skip)]
     pub no_cache: bool,
+}
+
+impl Default for GenerateOptions {
+    /// The defaults of a suite's `generate:` section: 10 pieces of at most 20,480
+    /// tokens, top-k 8, temperature 1, seed 0 (`museformer generate` makes 1 piece
+    /// unless `--num` says otherwise).
+    fn default() -> Self {
+        GenerateOptions {
+            num: 10,
+            top_k: 8,
+            temperature: 1.0,
+            seed: 0,
+            max_len: 20_480,
+            prompt: None,
+            no_cache: false,
+        }
+    }
 }
 
 /// What happened to one piece.

@@ -11,12 +11,12 @@ use crate::model::LanguageModel;
 use crate::run::{load_run, RunPaths};
 use crate::tokens::Vocab;
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
 /// Perplexity over the first `length` tokens of each song.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PplRow {
     /// Prefix length in tokens.
     pub length: usize,

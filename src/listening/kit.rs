@@ -344,8 +344,7 @@ pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitR
     for g in 0..opts.groups {
         let group = numbered("group", g, opts.groups);
         let dir = raters_dir.join(&group);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::io::create_dir_all(&dir)?;
         let mut order: Vec<usize> = (0..models.len()).collect();
         order.shuffle(&mut rng);
         for (j, &m) in order.iter().enumerate() {
@@ -392,14 +391,12 @@ pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitR
     crate::format::write_csv(&ratings, &mut sheet)?;
     let rendered = matches!(renderer, Renderer::FluidSynth { .. });
     let audio = renderer.describe();
-    let write = |path: PathBuf, text: String| {
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-    };
+    let write = |path: PathBuf, text: String| crate::io::write_atomic(&path, text.as_bytes());
     write(
         raters_dir.join("instructions.txt"),
         INSTRUCTIONS.to_string(),
     )?;
-    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let created = crate::provenance::now();
     write(
         out.join("README.txt"),
         format!(
@@ -438,10 +435,7 @@ pub fn build_kit(models: &[(String, PathBuf)], opts: &KitOptions) -> Result<KitR
         rendered,
         audio: &audio,
     };
-    write(
-        out.join("kit.json"),
-        serde_json::to_string_pretty(&kit_json)?,
-    )?;
+    crate::io::write_json(&out.join("kit.json"), &kit_json)?;
     Ok(KitReport {
         out: out.clone(),
         raters_dir,

@@ -14,8 +14,8 @@ pub use stats::{
 };
 
 use crate::format;
-use crate::provenance::{git_state, Machine};
-use anyhow::{bail, Context, Result};
+use crate::provenance::{file_hash, Provenance};
+use anyhow::{bail, Result};
 use polars::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -88,42 +88,38 @@ pub struct StatsArgs {
     pub reference: String,
 }
 
-/// Runs a `museformer listening` subcommand.
-pub fn run(cmd: ListeningCommand) -> Result<()> {
+/// The generated-pieces folder of every row of a suite file, by row label, given
+/// the suite file and the work folder (`--work`): the caller's resolution of
+/// `museformer listening kit SUITE` (the CLI passes the pipeline's
+/// `generated_folders`, which knows the work folder's layout).
+pub type SuiteResolver<'a> = &'a dyn Fn(&Path, &Path) -> Result<Vec<(String, PathBuf)>>;
+
+impl KitArgs {
+    /// The models of the kit, label and folder: the suite's rows (through
+    /// `suite_folders`) when a suite is given, then every `--model LABEL=DIR`.
+    pub fn models(&self, suite_folders: SuiteResolver) -> Result<Vec<(String, PathBuf)>> {
+        let mut models = match &self.suite {
+            Some(path) => suite_folders(path, &self.work)?,
+            None => Vec::new(),
+        };
+        for m in &self.models {
+            match m.split_once('=') {
+                Some((label, dir)) if !label.trim().is_empty() && !dir.is_empty() => {
+                    models.push((label.trim().to_string(), PathBuf::from(dir)));
+                }
+                _ => bail!("--model `{m}`: expected LABEL=DIR, e.g. Museformer=gen/museformer"),
+            }
+        }
+        Ok(models)
+    }
+}
+
+/// Runs a `museformer listening` subcommand; `suite_folders` resolves a suite
+/// file to its rows' generated-pieces folders ([`SuiteResolver`]).
+pub fn run(cmd: ListeningCommand, suite_folders: SuiteResolver) -> Result<()> {
     match cmd {
         ListeningCommand::Kit(args) => {
-            let mut models = Vec::new();
-            if let Some(path) = &args.suite {
-                let suite = crate::pipeline::suite::Suite::load(path)?;
-                for row in &suite.rows {
-                    let dir = args
-                        .work
-                        .join(&suite.name)
-                        .join("generated")
-                        .join(crate::pipeline::suite::slug(&row.label));
-                    if !dir.is_dir() {
-                        bail!(
-                            "{}: row `{}` has no generated pieces in {}; run `museformer reproduce {}` first",
-                            path.display(),
-                            row.label,
-                            dir.display(),
-                            path.display()
-                        );
-                    }
-                    models.push((row.label.clone(), dir));
-                }
-            }
-            let extra = args
-                .models
-                .iter()
-                .map(|m| match m.split_once('=') {
-                    Some((label, dir)) if !label.trim().is_empty() && !dir.is_empty() => {
-                        Ok((label.trim().to_string(), PathBuf::from(dir)))
-                    }
-                    _ => bail!("--model `{m}`: expected LABEL=DIR, e.g. Museformer=gen/museformer"),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            models.extend(extra);
+            let models = args.models(suite_folders)?;
             let report = build_kit(
                 &models,
                 &KitOptions {
@@ -273,7 +269,7 @@ impl ListeningTables {
 
     /// Writes table2.{md,csv,tex} and table3.{md,csv,tex} into `dir` (created).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::io::create_dir_all(dir)?;
         let reference = self.table3.first().map_or("", |r| r.reference.as_str());
         let (mut data, display) = self.table2_frames()?;
         let caption = format!(
@@ -315,28 +311,21 @@ pub fn format_p(p: f64) -> String {
     }
 }
 
-/// `provenance.json` of `stats listening`.
+/// What `stats listening` adds to its `provenance.json` ([`Provenance`]).
 #[derive(Debug, Serialize)]
-struct StatsProvenance {
-    command: Vec<String>,
-    museformer_version: String,
-    git_commit: Option<String>,
-    git_dirty: Option<bool>,
-    date: String,
-    wall_seconds: f64,
-    machine: Machine,
-    ratings: String,
-    ratings_blake3: String,
-    key: Option<String>,
-    key_blake3: Option<String>,
-    reference: String,
-    units: usize,
-}
-
-/// BLAKE3 of a file's bytes (hex).
-fn file_hash(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(blake3::hash(&bytes).to_hex().to_string())
+pub struct StatsDetails {
+    /// The ratings file.
+    pub ratings: String,
+    /// BLAKE3 of its bytes.
+    pub ratings_blake3: String,
+    /// The key file, when given.
+    pub key: Option<String>,
+    /// BLAKE3 of its bytes.
+    pub key_blake3: Option<String>,
+    /// The model of Table 3.
+    pub reference: String,
+    /// (rater, group) pairs rated.
+    pub units: usize,
 }
 
 /// `museformer stats listening`: computes the tables, prints them and writes them
@@ -345,26 +334,18 @@ pub fn run_stats(args: &StatsArgs) -> Result<ListeningTables> {
     let start = Instant::now();
     let tables = ListeningTables::compute(&args.ratings, args.key.as_deref(), &args.reference)?;
     tables.write(&args.out)?;
-    let git = git_state();
-    let (git_commit, git_dirty) = (git.commit.map(str::to_string), git.dirty);
-    let provenance = StatsProvenance {
-        command: std::env::args().collect(),
-        museformer_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_commit,
-        git_dirty,
-        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        wall_seconds: start.elapsed().as_secs_f64(),
-        machine: Machine::current(),
-        ratings: args.ratings.display().to_string(),
-        ratings_blake3: file_hash(&args.ratings)?,
-        key: args.key.as_ref().map(|k| k.display().to_string()),
-        key_blake3: args.key.as_deref().map(file_hash).transpose()?,
-        reference: args.reference.clone(),
-        units: tables.units,
-    };
-    let path = args.out.join("provenance.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&provenance)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    Provenance::new(
+        Some(start.elapsed().as_secs_f64()),
+        StatsDetails {
+            ratings: args.ratings.display().to_string(),
+            ratings_blake3: file_hash(&args.ratings)?,
+            key: args.key.as_ref().map(|k| k.display().to_string()),
+            key_blake3: args.key.as_deref().map(file_hash).transpose()?,
+            reference: args.reference.clone(),
+            units: tables.units,
+        },
+    )
+    .write(&args.out.join("provenance.json"))?;
     println!(
         "{}: {} (rater, group) pairs, {} models\n",
         args.ratings.display(),
@@ -373,11 +354,11 @@ pub fn run_stats(args: &StatsArgs) -> Result<ListeningTables> {
     );
     println!(
         "Table 2\n\n{}",
-        format::markdown(&tables.table2_frames()?.1)?
+        format::markdown(&tables.table2_frames()?.1, &format::Style::PLAIN)?
     );
     println!(
         "Table 3\n\n{}",
-        format::markdown(&tables.table3_frames()?.1)?
+        format::markdown(&tables.table3_frames()?.1, &format::Style::PLAIN)?
     );
     println!(
         "wrote table2.{{md,csv,tex}}, table3.{{md,csv,tex}}, provenance.json to {}",

@@ -10,6 +10,7 @@
 //! outputs does not invalidate what follows.
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -93,9 +94,18 @@ pub fn hash_outputs(root: &Path, paths: &[PathBuf]) -> Result<String> {
     Ok(h.finalize().to_hex()[..32].to_string())
 }
 
-/// What a finished stage leaves in `stages/<stage>.json`.
+/// The typed output of a stage kind, kept in its records (the report reads it).
+pub trait StageOutput: Serialize + DeserializeOwned {
+    /// The kind of stage (`prepare`, `train`, ...): the stage name, or its part
+    /// before `:` for a row's stage (`train:museformer`).
+    const KIND: &'static str;
+}
+
+/// What a finished stage leaves in `stages/<stage>.json`, with the stage's typed
+/// output `T`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageRecord {
+#[serde(deny_unknown_fields)]
+pub struct StageRecord<T> {
     /// Stage name (`prepare`, `train:museformer`, ...).
     pub stage: String,
     /// The key it ran under.
@@ -108,49 +118,57 @@ pub struct StageRecord {
     pub wall_seconds: f64,
     /// When it finished (RFC 3339, UTC).
     pub finished_at: String,
-    /// Its results (perplexities, similarity error, ...), for the report.
-    #[serde(default)]
-    pub data: serde_json::Value,
+    /// Its results (perplexities, similarity error, ...), for the next stages and
+    /// the report.
+    pub output: T,
 }
 
-impl StageRecord {
-    /// The record file of a stage in a `stages/` folder (`train:x` → `train.x.json`).
-    pub fn path(stages: &Path, stage: &str) -> PathBuf {
-        stages.join(format!("{}.json", stage.replace(':', ".")))
+/// The part of a record that decides whether it can be reused, read before the
+/// output is (a record of another code version may have another output shape).
+#[derive(Deserialize)]
+struct Header {
+    key: String,
+    outputs: Vec<PathBuf>,
+}
+
+fn outputs_exist(outputs: &[PathBuf]) -> bool {
+    outputs.iter().all(|p| p.exists())
+}
+
+impl<T: StageOutput> StageRecord<T> {
+    /// Reads a stage's record from `path` (see [`crate::pipeline::WorkFolder::record`]);
+    /// `None` when there is none. A record whose fields do not match `T` is an error
+    /// naming the file.
+    pub fn load(path: &Path) -> Result<Option<StageRecord<T>>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        crate::io::read_json(path).map(Some)
     }
 
-    /// Reads a stage's record; `None` when there is none or it is unreadable (the
-    /// stage then runs again).
-    pub fn load(stages: &Path, stage: &str) -> Option<StageRecord> {
-        let text = std::fs::read_to_string(Self::path(stages, stage)).ok()?;
-        serde_json::from_str(&text).ok()
+    /// The record at `path` if the stage can be reused under `key`: `None` when there
+    /// is no record, when it is not a record, or when its key differs or one of its
+    /// outputs is gone (the stage then runs again). A record with this key whose
+    /// fields do not match `T` is an error naming the file.
+    pub fn reusable_at(path: &Path, key: &str) -> Result<Option<StageRecord<T>>> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Header>(&text) {
+            Ok(h) if h.key == key && outputs_exist(&h.outputs) => Self::load(path),
+            _ => Ok(None),
+        }
     }
 
     /// Whether this record is a finished stage with `key` whose outputs all exist.
     pub fn reusable(&self, key: &str) -> bool {
-        self.key == key && self.outputs.iter().all(|p| p.exists())
+        self.key == key && outputs_exist(&self.outputs)
     }
 
-    /// Writes the record atomically (a temporary file renamed over the old one).
-    pub fn write(&self, stages: &Path) -> Result<()> {
-        write_atomic(
-            &Self::path(stages, &self.stage),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
+    /// Writes the record to `path` atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        crate::io::write_json(path, self)
     }
-}
-
-/// Writes a file atomically: a temporary file in the same folder, renamed over it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -195,6 +213,26 @@ mod tests {
         assert!(err.to_string().contains("nothing"), "{err}");
     }
 
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ppl {
+        ppl: Vec<f64>,
+    }
+
+    impl StageOutput for Ppl {
+        const KIND: &'static str = "eval";
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Renamed {
+        perplexity: Vec<f64>,
+    }
+
+    impl StageOutput for Renamed {
+        const KIND: &'static str = "eval";
+    }
+
     #[test]
     fn records_round_trip_and_need_their_outputs() {
         let dir = tempfile::tempdir().unwrap();
@@ -207,17 +245,43 @@ mod tests {
             output_hash: "h".into(),
             wall_seconds: 1.5,
             finished_at: "2026-01-01T00:00:00Z".into(),
-            data: json!({"ppl": [1.0]}),
+            output: Ppl { ppl: vec![1.0] },
         };
         let stages = dir.path().join("stages");
-        rec.write(&stages).unwrap();
+        let path = crate::pipeline::layout::record_file(&stages, "eval:a");
+        rec.write(&path).unwrap();
         assert!(stages.join("eval.a.json").is_file());
-        let back = StageRecord::load(&stages, "eval:a").unwrap();
+        let back = StageRecord::<Ppl>::load(&path).unwrap().unwrap();
         assert_eq!(back, rec);
         assert!(back.reusable("k1"));
         assert!(!back.reusable("k2"));
+        assert_eq!(
+            StageRecord::<Ppl>::reusable_at(&path, "k1").unwrap(),
+            Some(rec.clone())
+        );
+        assert_eq!(StageRecord::<Ppl>::reusable_at(&path, "k2").unwrap(), None);
+        // A record of this key whose output has other fields is an error naming it;
+        // under another key (another code version) the stage just runs again.
+        let err = format!(
+            "{:#}",
+            StageRecord::<Renamed>::reusable_at(&path, "k1").unwrap_err()
+        );
+        assert!(
+            err.contains("eval.a.json") && err.contains("perplexity"),
+            "{err}"
+        );
+        assert!(StageRecord::<Renamed>::reusable_at(&path, "k2")
+            .unwrap()
+            .is_none());
+        let err = format!("{:#}", StageRecord::<Renamed>::load(&path).unwrap_err());
+        assert!(err.contains("eval.a.json"), "{err}");
         std::fs::remove_file(&out).unwrap();
         assert!(!back.reusable("k1"));
-        assert!(StageRecord::load(&stages, "eval:b").is_none());
+        assert_eq!(StageRecord::<Ppl>::reusable_at(&path, "k1").unwrap(), None);
+        let none = crate::pipeline::layout::record_file(&stages, "eval:b");
+        assert!(StageRecord::<Ppl>::load(&none).unwrap().is_none());
+        assert!(StageRecord::<Ppl>::reusable_at(&none, "k1")
+            .unwrap()
+            .is_none());
     }
 }

@@ -7,22 +7,11 @@
 
 use crate::config::ExperimentConfig;
 use crate::data::DatasetConfig;
+use crate::eval::generate::GenerateOptions;
+use crate::report::{PaperNumbers, PAPER_LENGTHS};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The paper's three prefix lengths of Table 1, beside which our lengths are shown.
-pub const PAPER_LENGTHS: [usize; 3] = [1024, 5120, 10_240];
-
-/// The paper's numbers for one row of Table 1.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaperNumbers {
-    /// Perplexity at 1,024, 5,120 and 10,240 tokens.
-    pub ppl: [f64; 3],
-    /// Similarity error in percent.
-    pub se: f64,
-}
 
 /// One row of Table 1: a label and the experiment that fills it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,34 +27,6 @@ pub struct Row {
     /// The paper's numbers for this row, shown beside ours.
     #[serde(default)]
     pub paper: Option<PaperNumbers>,
-}
-
-/// How pieces are generated for the similarity error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GenerateSettings {
-    /// Pieces per model.
-    pub num: usize,
-    /// Maximum tokens per piece.
-    pub max_len: usize,
-    /// Top-k sampling.
-    pub top_k: i64,
-    /// Softmax temperature.
-    pub temperature: f64,
-    /// Sampling seed.
-    pub seed: u64,
-}
-
-impl Default for GenerateSettings {
-    fn default() -> Self {
-        GenerateSettings {
-            num: 10,
-            max_len: 20_480,
-            top_k: 8,
-            temperature: 1.0,
-            seed: 0,
-        }
-    }
 }
 
 /// Evaluation settings of a suite.
@@ -104,9 +65,10 @@ pub struct Suite {
     /// Perplexity lengths and the similarity statistics' T.
     #[serde(default)]
     pub eval: SuiteEval,
-    /// Generation for the similarity error.
+    /// Generation for the similarity error (`num`, `max_len`, `top_k`,
+    /// `temperature`, `seed`; defaults: [`GenerateOptions::default`]).
     #[serde(default)]
-    pub generate: GenerateSettings,
+    pub generate: GenerateOptions,
     /// The rows of Table 1, in order.
     pub rows: Vec<Row>,
     /// A `museformer bench attention` CSV (e.g. `results/attention-cpu/attention.csv`,
@@ -268,6 +230,23 @@ mod tests {
         assert_eq!((b.train.steps, b.train.seed), (5, 2));
         assert_eq!(b.dataset, dir.path().join("data.yaml"));
         assert_eq!(s.reference_row().label, "A");
+        // Generation settings not given take the suite defaults.
+        assert_eq!(s.generate, GenerateOptions::default());
+        assert_eq!((s.generate.num, s.generate.max_len), (10, 20_480));
+        let partial = write(
+            dir.path(),
+            "gen.yaml",
+            &suite(
+                &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                "generate: {num: 6, max_len: 1024, top_k: 4, temperature: 0.9, seed: 3}\n",
+            ),
+        );
+        let g = Suite::load(&partial).unwrap().generate;
+        assert_eq!(
+            (g.num, g.max_len, g.top_k, g.temperature, g.seed),
+            (6, 1024, 4, 0.9, 3)
+        );
+        assert_eq!((g.prompt, g.no_cache), (None, false));
 
         let cases = [
             (
@@ -302,6 +281,13 @@ mod tests {
                     "eval: {lengths: [1, 2]}\n",
                 ),
                 vec!["eval.lengths"],
+            ),
+            (
+                suite(
+                    &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                    "generate: {num: 2, prompt: p.txt}\n",
+                ),
+                vec!["prompt"],
             ),
         ];
         for (i, (text, words)) in cases.iter().enumerate() {

@@ -4,20 +4,90 @@
 //! (`figure3.{png,svg}`: the training data's bar-similarity distribution), an
 //! Appendix-C-style figure (`appendix-c.{png,svg}`: each model's generated
 //! distribution against the training data), `provenance.json` and a `README.md`
-//! linking everything. [`crate::pipeline`] gathers the inputs from its stages.
+//! linking everything, and Figure 4 (`figure4.{png,svg,csv}`, the attention
+//! benchmark) when the suite names a `museformer bench attention` CSV. This module
+//! owns what Table 1 shows ([`ReportInput`], [`RowResult`], the paper's numbers
+//! [`PaperNumbers`]); the suite pipeline (`museformer reproduce`) gathers the
+//! inputs from its stages.
 //!
 //! Tables 2 and 3 (the listening test) are added by `museformer report --ratings`
-//! through [`crate::listening`] ([`crate::pipeline::report`]). Not here yet: Figure 4
-//! (the attention benchmark, `museformer bench attention`).
+//! through `crate::listening`.
 
-pub mod table;
-
-use crate::pipeline::suite::{PaperNumbers, PAPER_LENGTHS};
+use crate::format::{self, Style};
+use crate::provenance::Provenance;
 use crate::structure::plot::{self, DistanceRow, Series};
 use crate::structure::{distribution_distance, select_bars, Distribution};
 use anyhow::{Context, Result};
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The paper's three prefix lengths of Table 1, beside which our lengths are shown.
+pub const PAPER_LENGTHS: [usize; 3] = [1024, 5120, 10_240];
+
+/// How Table 1's numbers print: two decimals, missing cells as an en dash.
+pub const TABLE1_STYLE: Style<'static> = Style::fixed(2);
+
+/// The paper's numbers for one row of Table 1 (a suite row's `paper:`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperNumbers {
+    /// Perplexity at 1,024, 5,120 and 10,240 tokens.
+    pub ppl: [f64; 3],
+    /// Similarity error in percent.
+    pub se: f64,
+}
+
+/// `provenance.json` of a report: the common fields ([`Provenance`]) and these.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportProvenance {
+    /// Suite name.
+    pub suite: String,
+    /// The suite file.
+    pub suite_file: PathBuf,
+    /// BLAKE3 (hex) of the resolved suite as JSON.
+    pub suite_hash: String,
+    /// The code version of the stage keys (a hash of the executable).
+    pub code_version: String,
+    /// The folder of the stage records the report was made from.
+    pub stages_folder: PathBuf,
+    /// Per row: the experiment and its run.
+    pub experiments: Vec<ExperimentProvenance>,
+    /// Every stage the report read, in running order.
+    pub stages: Vec<StageProvenance>,
+    /// Σ of the stages' wall times, seconds.
+    pub total_stage_seconds: f64,
+}
+
+/// One row's experiment in a report's provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentProvenance {
+    /// Row label.
+    pub label: String,
+    /// Experiment file.
+    pub experiment: PathBuf,
+    /// Hash of the resolved experiment (the run folder's name).
+    pub config_hash: String,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Training steps done.
+    pub steps: usize,
+    /// Training wall time, seconds.
+    pub train_seconds: f64,
+}
+
+/// One stage in a report's provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageProvenance {
+    /// Stage name.
+    pub stage: String,
+    /// The key it ran under.
+    pub key: String,
+    /// When it finished (RFC 3339, UTC).
+    pub finished_at: String,
+    /// Its wall time, seconds.
+    pub wall_seconds: f64,
+}
 
 /// Intervals of the training data with pairs from fewer songs are drawn hollow.
 const MIN_SONGS: u64 = 10;
@@ -60,7 +130,7 @@ pub struct ReportInput {
     /// The training split's similarity distribution.
     pub training: Distribution,
     /// Provenance, written as `provenance.json`.
-    pub provenance: serde_json::Value,
+    pub provenance: Provenance<ReportProvenance>,
     /// The attention benchmark's measurements (Figure 4), when the suite names them.
     pub attention: Option<Vec<crate::bench::Measurement>>,
 }
@@ -146,13 +216,13 @@ fn se_notes(input: &ReportInput) -> Vec<String> {
 
 /// Writes the report into `out` (created); returns the files written.
 pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::io::create_dir_all(out)?;
     let mut written = Vec::new();
     let mut df = table1(input)?;
     let note = table_note(input);
     let notes = se_notes(input);
 
-    let md_table = table::to_markdown(&df, 2)?;
+    let md_table = format::markdown(&df, &TABLE1_STYLE)?;
     let mut md = format!("{note}\n\n{md_table}");
     for n in &notes {
         md.push_str(&format!("\n- {n}"));
@@ -160,11 +230,16 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
     md.push('\n');
     written.push(write_file(&out.join("table1.md"), &md)?);
     let csv = out.join("table1.csv");
-    table::write_csv(&mut df, &csv)?;
+    format::write_csv(&csv, &mut df)?;
     written.push(csv);
     written.push(write_file(
         &out.join("table1.tex"),
-        &table::to_latex(&df, 2, &note, &format!("tab:{}-table1", input.suite))?,
+        &format::latex(
+            &df,
+            &TABLE1_STYLE,
+            &note,
+            Some(&format!("tab:{}-table1", input.suite)),
+        )?,
     )?);
 
     let training_highlight = select_bars(&input.training, 8, MIN_SONGS, &[])
@@ -240,10 +315,9 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
         written.push(path);
     }
 
-    written.push(write_file(
-        &out.join("provenance.json"),
-        &serde_json::to_string_pretty(&input.provenance)?,
-    )?);
+    let path = out.join("provenance.json");
+    input.provenance.write(&path)?;
+    written.push(path);
     written.push(write_file(
         &out.join("README.md"),
         &readme(input, &note, &md_table, &notes),
@@ -252,7 +326,7 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<PathBuf> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::io::write_atomic(path, text.as_bytes())?;
     Ok(path.to_path_buf())
 }
 
@@ -362,7 +436,19 @@ mod tests {
             ],
             training_name: "train".into(),
             training: dist(0),
-            provenance: serde_json::json!({"suite": "t"}),
+            provenance: Provenance::new(
+                None,
+                ReportProvenance {
+                    suite: "t".into(),
+                    suite_file: "t.yaml".into(),
+                    suite_hash: "h".into(),
+                    code_version: "c".into(),
+                    stages_folder: "stages".into(),
+                    experiments: Vec::new(),
+                    stages: Vec::new(),
+                    total_stage_seconds: 0.0,
+                },
+            ),
             attention: None,
         }
     }
@@ -385,7 +471,7 @@ mod tests {
                 "paper SE (%)"
             ]
         );
-        let md = table::to_markdown(&df, 2).unwrap();
+        let md = format::markdown(&df, &TABLE1_STYLE).unwrap();
         assert!(
             md.contains("| A | 3.00 | 1.64 | 2.50 | 1.41 | 2.25 | 1.35 | 1.50 | 0.95 |"),
             "{md}"
