@@ -9,6 +9,7 @@
 
 mod bench;
 mod data;
+mod listening;
 mod runs;
 pub mod stats;
 mod suite;
@@ -42,7 +43,7 @@ enum Command {
     Stats(stats::StatsCommand),
     /// Listening test: build the kit for raters (`stats listening` reads the ratings).
     #[command(subcommand)]
-    Listening(suite::ListeningCommand),
+    Listening(listening::ListeningCommand),
     /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
     Train(runs::TrainArgs),
     /// Perplexity of a trained run on its test split (writes eval.csv and eval.json
@@ -75,7 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vocab(a) => tokens::vocab(a),
         Command::Data(c) => data::run(c),
         Command::Stats(c) => stats::run(c),
-        Command::Listening(c) => suite::listening(c),
+        Command::Listening(c) => listening::run(c),
         Command::Train(a) => runs::train(a),
         Command::Eval(a) => runs::eval(a),
         Command::Inspect(c) => runs::inspect(c),

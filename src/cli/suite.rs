@@ -1,11 +1,9 @@
-//! `reproduce`, `report`, `listening kit`.
+//! `reproduce`, `report`.
 
 use anyhow::Result;
 use clap::Args;
 use std::fmt;
 use std::path::PathBuf;
-
-pub use crate::listening::ListeningCommand;
 
 /// Where a suite's stages and reports go.
 #[derive(Args)]
@@ -88,8 +86,4 @@ pub fn report(a: ReportArgs) -> Result<()> {
         println!("wrote {}", f.display());
     }
     Ok(())
-}
-
-pub fn listening(cmd: ListeningCommand) -> Result<()> {
-    crate::listening::run(cmd, &crate::pipeline::generated_folders)
 }

@@ -367,7 +367,11 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         }
     }
     let lists = load_split_lists(&cfg.split)?;
-    let name = cfg.out.file_name().and_then(|n| n.to_str()).unwrap_or("dataset");
+    let name = cfg
+        .out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("dataset");
     let tmp = crate::io::temp_dir_beside(&cfg.out, &format!(".{name}.partial-"))?;
 
     let vocab = Vocab::new(cfg.encoding.pos_per_beat);

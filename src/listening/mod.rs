@@ -2,8 +2,8 @@
 //! for raters (anonymous groups of pieces, one per model, rendered to WAV when
 //! FluidSynth is installed, a blank ratings sheet and the key), [`stats`] reads the
 //! filled-in ratings and computes the tables. This module holds their command
-//! lines (`museformer listening kit`, `museformer stats listening`) and writes the
-//! tables; `docs/listening.md` describes the workflow and the definitions.
+//! arguments of `museformer stats listening` and writes the tables (the command
+//! lines are in `crate::cli`); `docs/listening.md` describes the workflow and the definitions.
 
 pub mod kit;
 pub mod stats;
@@ -21,55 +21,6 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// `museformer listening`: prepare a listening test.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ListeningCommand {
-    /// Build a listening-test kit: GROUPS anonymous groups, each with one randomly
-    /// chosen piece of every model under a shuffled letter (group-01/piece-A.mid,
-    /// plus .wav when fluidsynth and a General MIDI SoundFont are installed), a blank
-    /// ratings.csv for RATERS raters (send OUT/for-raters/ to them), and key.csv,
-    /// which maps the letters back to the models (keep it). `museformer stats
-    /// listening RATINGS --key OUT/key.csv` computes the tables afterwards.
-    Kit(KitArgs),
-}
-
-/// Arguments of `museformer listening kit`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct KitArgs {
-    /// A suite file whose generated pieces to use: one model per row, from
-    /// `<work>/<suite>/generated/<row>/` (run `museformer reproduce SUITE` first).
-    /// `--model` adds more.
-    pub suite: Option<PathBuf>,
-    /// The suite's work folder (as `museformer reproduce --work`).
-    #[arg(long, default_value = "runs/suites")]
-    pub work: PathBuf,
-    /// A model's label and its folder of generated MIDI files (e.g.
-    /// `Museformer=gen/museformer`); repeat for each model (2 to 26).
-    #[arg(
-        long = "model",
-        value_name = "LABEL=DIR",
-        required_unless_present = "suite"
-    )]
-    pub models: Vec<String>,
-    /// Number of groups (each holds one piece per model; each model folder needs at
-    /// least this many MIDI files).
-    #[arg(long, default_value_t = 5)]
-    pub groups: usize,
-    /// Number of raters (rows of the blank ratings sheet: raters × groups × models).
-    #[arg(long, default_value_t = 10)]
-    pub raters: usize,
-    /// Seed of the piece choice and of the letter order in each group.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Output folder (created; must not exist or be empty).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// General MIDI SoundFont for rendering [default: /usr/share/sounds/sf2/FluidR3_GM.sf2
-    /// when it exists].
-    #[arg(long)]
-    pub soundfont: Option<PathBuf>,
-}
-
 /// Arguments of `museformer stats listening`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatsArgs {
@@ -86,54 +37,6 @@ pub struct StatsArgs {
     /// The model compared with every other in Table 3 (listed last in Table 2).
     #[arg(long, default_value = "Museformer")]
     pub reference: String,
-}
-
-/// The generated-pieces folder of every row of a suite file, by row label, given
-/// the suite file and the work folder (`--work`): the caller's resolution of
-/// `museformer listening kit SUITE` (the CLI passes the pipeline's
-/// `generated_folders`, which knows the work folder's layout).
-pub type SuiteResolver<'a> = &'a dyn Fn(&Path, &Path) -> Result<Vec<(String, PathBuf)>>;
-
-impl KitArgs {
-    /// The models of the kit, label and folder: the suite's rows (through
-    /// `suite_folders`) when a suite is given, then every `--model LABEL=DIR`.
-    pub fn models(&self, suite_folders: SuiteResolver) -> Result<Vec<(String, PathBuf)>> {
-        let mut models = match &self.suite {
-            Some(path) => suite_folders(path, &self.work)?,
-            None => Vec::new(),
-        };
-        for m in &self.models {
-            match m.split_once('=') {
-                Some((label, dir)) if !label.trim().is_empty() && !dir.is_empty() => {
-                    models.push((label.trim().to_string(), PathBuf::from(dir)));
-                }
-                _ => bail!("--model `{m}`: expected LABEL=DIR, e.g. Museformer=gen/museformer"),
-            }
-        }
-        Ok(models)
-    }
-}
-
-/// Runs a `museformer listening` subcommand; `suite_folders` resolves a suite
-/// file to its rows' generated-pieces folders ([`SuiteResolver`]).
-pub fn run(cmd: ListeningCommand, suite_folders: SuiteResolver) -> Result<()> {
-    match cmd {
-        ListeningCommand::Kit(args) => {
-            let models = args.models(suite_folders)?;
-            let report = build_kit(
-                &models,
-                &KitOptions {
-                    groups: args.groups,
-                    raters: args.raters,
-                    seed: args.seed,
-                    out: args.out.clone(),
-                    soundfont: args.soundfont.clone(),
-                },
-            )?;
-            println!("{}", report.summary());
-            Ok(())
-        }
-    }
 }
 
 /// The tables of a listening test.
