@@ -2,18 +2,10 @@
 
 mod common;
 
+use common::output as run;
 use common::*;
 use museformer::midi;
 use museformer::tokens::{self, EncodeOptions, InstrumentOrder, Vocab};
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = bin().args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 #[test]
 fn encode_decode_encode_through_the_cli() {

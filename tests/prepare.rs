@@ -11,17 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 fn prepare(args: &[&str]) -> (bool, String, String) {
-    let out = bin()
-        .arg("data")
-        .arg("prepare")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    output(&[&["data", "prepare"], args].concat())
 }
 
 fn rejects(dir: &Path) -> HashMap<String, String> {

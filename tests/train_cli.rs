@@ -38,15 +38,7 @@ fn train_eval_generate_and_resume() {
     let run_a = run_dir(&out);
 
     // The loss falls: the mean of the last five steps is well below the first step's.
-    let csv = std::fs::read_to_string(run_a.join("train.csv")).unwrap();
-    let losses: Vec<f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(losses.len(), 30);
-    let tail = losses[25..].iter().sum::<f64>() / 5.0;
-    assert!(tail < losses[0] * 0.7, "loss did not fall: {losses:?}");
+    assert_loss_fell(&run_a, 30, "tiny");
 
     // Evaluation prints a perplexity per length and writes eval.csv.
     let eval = run(&["eval", run_a.to_str().unwrap()]);
@@ -64,18 +56,7 @@ fn train_eval_generate_and_resume() {
 
     // Generated MIDI files encode back to the generated tokens.
     let gen = tmp.path().join("gen");
-    run(&[
-        "generate",
-        run_a.to_str().unwrap(),
-        "--num",
-        "2",
-        "--max-len",
-        "300",
-        "--seed",
-        "3",
-        "--out",
-        gen.to_str().unwrap(),
-    ]);
+    generate(&run_a, &gen, 2, 300);
     for i in 0..2 {
         let tokens = std::fs::read_to_string(gen.join(format!("piece-{i:03}.txt"))).unwrap();
         let midi_file = gen.join(format!("piece-{i:03}.mid"));
@@ -117,20 +98,16 @@ fn train_eval_generate_and_resume() {
         "{sampled}"
     );
     let bad = write(tmp.path(), "bad-prompt.txt", b"t-35 o-0 x-1\n");
-    let out = bin()
-        .args([
-            "generate",
-            run_a.to_str().unwrap(),
-            "--prompt",
-            bad.to_str().unwrap(),
-            "--out",
-            gen2.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&[
+        "generate",
+        run_a.to_str().unwrap(),
+        "--prompt",
+        bad.to_str().unwrap(),
+        "--out",
+        gen2.to_str().unwrap(),
+    ]);
     assert!(
-        !out.status.success() && err.contains("bad-prompt.txt") && err.contains("token 3 (`x-1`)"),
+        err.contains("bad-prompt.txt") && err.contains("token 3 (`x-1`)"),
         "{err}"
     );
 
@@ -164,22 +141,14 @@ fn train_eval_generate_and_resume() {
         b"not a checkpoint",
     )
     .unwrap();
-    let corrupt = bin()
-        .args(["eval", run_b.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&corrupt.stderr);
+    let err = fails(&["eval", run_b.to_str().unwrap()]);
     assert!(
-        !corrupt.status.success() && err.contains("model.safetensors") && err.contains("corrupt"),
+        err.contains("model.safetensors") && err.contains("corrupt"),
         "{err}"
     );
     // Without --resume an existing run is refused, naming the folder.
-    let refused = bin()
-        .args(["train", exp, "--runs", runs_b.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+    let refused = fails(&["train", exp, "--runs", runs_b.to_str().unwrap()]);
+    assert!(refused.contains("--resume"));
 }
 
 #[test]
@@ -195,37 +164,26 @@ fn missing_datasets_and_cuda_say_what_to_do() {
         "e.yaml",
         format!("dataset: {}\n", data.display()).as_bytes(),
     );
-    let out = bin()
-        .args([
-            "train",
-            exp.to_str().unwrap(),
-            "--runs",
-            tmp.path().join("r").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&[
+        "train",
+        exp.to_str().unwrap(),
+        "--runs",
+        tmp.path().join("r").to_str().unwrap(),
+    ]);
     assert!(
-        !out.status.success() && err.contains("museformer data prepare") && err.contains("d.yaml"),
+        err.contains("museformer data prepare") && err.contains("d.yaml"),
         "{err}"
     );
     if !tch::Cuda::is_available() {
         let exp = setup(tmp.path());
-        let out = bin()
-            .args([
-                "train",
-                exp.to_str().unwrap(),
-                "--runs",
-                tmp.path().join("r2").to_str().unwrap(),
-                "--set",
-                "train.device=cuda",
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("no CUDA device"),
-            "{err}"
-        );
+        let err = fails(&[
+            "train",
+            exp.to_str().unwrap(),
+            "--runs",
+            tmp.path().join("r2").to_str().unwrap(),
+            "--set",
+            "train.device=cuda",
+        ]);
+        assert!(err.contains("no CUDA device"), "{err}");
     }
 }

@@ -186,3 +186,59 @@ pub fn run_dir(stdout: &str) -> PathBuf {
             .expect("the run folder is printed"),
     )
 }
+
+/// Runs `museformer ARGS`: whether it succeeded, its standard output and its
+/// standard error.
+pub fn output(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `museformer ARGS`, asserts it failed and returns its standard error.
+pub fn fails(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = output(args);
+    assert!(!ok, "museformer {args:?} succeeded: {stdout}");
+    stderr
+}
+
+/// The training losses of a run folder (`train.csv`), one per step.
+pub fn losses(run_dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run_dir.join("train.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Asserts that a run trained `steps` steps and that its loss fell: the mean of the
+/// last five steps is well below the first step's.
+pub fn assert_loss_fell(run_dir: &Path, steps: usize, what: &str) {
+    let losses = losses(run_dir);
+    assert_eq!(losses.len(), steps, "{what}");
+    let tail = losses[steps - 5..].iter().sum::<f64>() / 5.0;
+    assert!(
+        tail < losses[0] * 0.7,
+        "{what}: loss did not fall: {losses:?}"
+    );
+}
+
+/// `museformer generate RUN --num NUM --max-len MAX_LEN --seed 3 --out OUT`.
+pub fn generate(run_dir: &Path, out: &Path, num: usize, max_len: usize) -> String {
+    run(&[
+        "generate",
+        run_dir.to_str().unwrap(),
+        "--num",
+        &num.to_string(),
+        "--max-len",
+        &max_len.to_string(),
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
