@@ -151,7 +151,7 @@ enum InspectCommand {
     /// summary after its tokens; green own bar, blue fine-grained bars, orange
     /// coarse-grained summaries, purple summarization).
     Layout {
-        /// Experiment file whose `model.layout` (and dataset grid) to use.
+        /// Experiment file whose `model.museformer.layout` (and dataset grid) to use.
         experiment: PathBuf,
         /// File of REMIGEN2 token strings (`<s>` is prepended, as the model sees it).
         #[arg(long)]
@@ -270,9 +270,9 @@ fn run(cli: Cli) -> Result<()> {
                 out.is_some() || json.is_some(),
                 "say what to write: --out FIGURE and/or --json [FILE]"
             );
-            let report = museformer::model::inspect::layout_of(&experiment, &tokens)?;
+            let report = museformer::inspect::layout_of(&experiment, &tokens)?;
             if let Some(path) = &out {
-                museformer::model::inspect::draw(&report, path)?;
+                museformer::inspect::draw(&report, path)?;
                 eprintln!("wrote {}", path.display());
             }
             match json.as_deref() {

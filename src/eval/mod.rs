@@ -6,7 +6,8 @@ pub mod generate;
 
 use crate::config::ExperimentConfig;
 use crate::data::{Split, TokenStore};
-use crate::model::{self, LanguageModel};
+use crate::model::LanguageModel;
+use crate::registry;
 use crate::tokens::Vocab;
 use crate::train::data::{sequence, TrainBatch, IGNORE};
 use crate::train::{load_weights, open_dataset, RunPaths};
@@ -52,7 +53,7 @@ pub fn load_run(run_dir: &Path, device: Option<tch::Device>) -> Result<LoadedRun
         None => cfg.train.device.device()?,
     };
     let mut vs = nn::VarStore::new(device);
-    let model = model::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
+    let model = registry::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
     let paths = RunPaths {
         dir: run_dir.to_path_buf(),
     };
@@ -120,7 +121,7 @@ pub fn perplexity(
     let mut full = vec![0usize; lengths.len()];
     tch::no_grad(|| {
         for &i in &songs {
-            let seq = sequence(store, i, vocab, cfg.model.positions, longest);
+            let seq = sequence(store, i, vocab, cfg.model.sizes.positions, longest);
             let n = seq.targets.len();
             let tb = TrainBatch::collate(&[seq]).to(device);
             let logits = model.forward(&tb.batch, false).to_kind(Kind::Float);
@@ -217,12 +218,9 @@ mod tests {
         let vocab = Vocab::new(12);
         let cfg = ExperimentConfig::default();
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let uniform = model::build(
+        let uniform = registry::build(
             &vs.root(),
-            &crate::model::ModelConfig {
-                kind: "uniform".into(),
-                ..Default::default()
-            },
+            &registry::ModelConfig::of(registry::ModelKind::Uniform),
             vocab.len() as i64,
         )
         .unwrap();

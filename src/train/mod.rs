@@ -11,7 +11,8 @@ pub mod optim;
 
 use crate::config::ExperimentConfig;
 use crate::data::{DatasetConfig, Manifest, Split, TokenStore};
-use crate::model::{self, LanguageModel};
+use crate::model::LanguageModel;
+use crate::registry;
 use crate::tokens::Vocab;
 use anyhow::{bail, Context, Result};
 use data::{DataPosition, Loader, LoaderConfig, TrainBatch, IGNORE};
@@ -210,7 +211,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
 
     tch::manual_seed(cfg.train.seed as i64);
     let mut vs = nn::VarStore::new(device);
-    let model = model::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
+    let model = registry::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
     let t = &cfg.train;
     let mut opt = Adam::new(&vs, t.betas, t.eps, t.weight_decay);
     let mut state = TrainState {
@@ -244,11 +245,15 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
             chunk: t.chunk,
             budget: t.batch_tokens,
             seed: t.seed,
-            limits: cfg.model.positions,
+            limits: cfg.model.sizes.positions,
         },
         state.data,
     )?;
-    let bar = crate::progress::bar(t.steps as u64, "training", crate::progress::Counter::Units("steps"));
+    let bar = crate::progress::bar(
+        t.steps as u64,
+        "training",
+        crate::progress::Counter::Units("steps"),
+    );
     bar.set_position(state.step as u64);
     let metrics = paths.dir.join("train.csv");
     let valid_csv = paths.dir.join("valid.csv");
