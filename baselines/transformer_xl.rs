@@ -72,6 +72,17 @@ impl Biases {
     }
 }
 
+/// What one layer keeps while decoding.
+#[derive(Default)]
+struct LayerCache {
+    /// The memory the current segment attends to.
+    memory: Option<Tensor>,
+    /// The layer's inputs at the current segment's positions so far.
+    segment: Vec<Tensor>,
+    /// Keys and values of the memory and the current segment so far.
+    kv: Option<(Tensor, Tensor)>,
+}
+
 /// One layer: the shared pre-norm block with relative multi-head attention over
 /// memory + segment.
 #[derive(Debug)]
@@ -227,50 +238,6 @@ impl TransformerXl {
     }
 }
 
-impl LanguageModel for TransformerXl {
-    fn forward(&self, batch: &Batch, train: bool) -> Tensor {
-        let x = self.embed.forward_batch(batch).dropout(self.dropout, train);
-        let total = x.size()[1];
-        let mut memories: Vec<Option<Tensor>> = self.blocks.iter().map(|_| None).collect();
-        let mut outputs = Vec::new();
-        let mut start = 0;
-        while start < total {
-            let mut h = x.narrow(1, start, self.segment.min(total - start));
-            for (block, memory) in self.blocks.iter().zip(memories.iter_mut()) {
-                let out = block.forward(&h, memory.as_ref(), &self.biases, train);
-                *memory = next_memory(memory.as_ref(), &h, self.memory);
-                h = out;
-            }
-            outputs.push(h);
-            start += self.segment;
-        }
-        if outputs.is_empty() {
-            outputs.push(x);
-        }
-        self.head
-            .forward(&self.ln_out.forward(&Tensor::cat(&outputs, 1)))
-    }
-
-    fn decoder(&self, _batch: i64) -> Box<dyn Decoder + '_> {
-        Box::new(SegmentDecoder {
-            model: self,
-            layers: self.blocks.iter().map(|_| LayerCache::default()).collect(),
-            len: 0,
-        })
-    }
-}
-
-/// What one layer keeps while decoding.
-#[derive(Default)]
-struct LayerCache {
-    /// The memory the current segment attends to.
-    memory: Option<Tensor>,
-    /// The layer's inputs at the current segment's positions so far.
-    segment: Vec<Tensor>,
-    /// Keys and values of the memory and the current segment so far.
-    kv: Option<(Tensor, Tensor)>,
-}
-
 /// The decoder of [`TransformerXl`]: per-layer segment memory and caches.
 struct SegmentDecoder<'a> {
     model: &'a TransformerXl,
@@ -301,6 +268,39 @@ impl Decoder for SegmentDecoder<'_> {
 
     fn len(&self) -> usize {
         self.len
+    }
+}
+
+impl LanguageModel for TransformerXl {
+    fn forward(&self, batch: &Batch, train: bool) -> Tensor {
+        let x = self.embed.forward_batch(batch).dropout(self.dropout, train);
+        let total = x.size()[1];
+        let mut memories: Vec<Option<Tensor>> = self.blocks.iter().map(|_| None).collect();
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < total {
+            let mut h = x.narrow(1, start, self.segment.min(total - start));
+            for (block, memory) in self.blocks.iter().zip(memories.iter_mut()) {
+                let out = block.forward(&h, memory.as_ref(), &self.biases, train);
+                *memory = next_memory(memory.as_ref(), &h, self.memory);
+                h = out;
+            }
+            outputs.push(h);
+            start += self.segment;
+        }
+        if outputs.is_empty() {
+            outputs.push(x);
+        }
+        self.head
+            .forward(&self.ln_out.forward(&Tensor::cat(&outputs, 1)))
+    }
+
+    fn decoder(&self, _batch: i64) -> Box<dyn Decoder + '_> {
+        Box::new(SegmentDecoder {
+            model: self,
+            layers: self.blocks.iter().map(|_| LayerCache::default()).collect(),
+            len: 0,
+        })
     }
 }
 

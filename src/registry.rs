@@ -332,9 +332,7 @@ fn size_keys() -> Vec<String> {
 /// The keys inside the section of `kind`.
 fn section_keys(kind: ModelKind) -> Vec<String> {
     match serde_yaml::to_value(ModelSection::defaults(kind)) {
-        Ok(serde_yaml::Value::Mapping(m)) => {
-            m.values().flat_map(|section| keys_of(section)).collect()
-        }
+        Ok(serde_yaml::Value::Mapping(m)) => m.values().flat_map(keys_of).collect(),
         _ => Vec::new(),
     }
 }

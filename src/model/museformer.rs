@@ -223,30 +223,6 @@ impl Museformer {
     }
 }
 
-impl LanguageModel for Museformer {
-    fn forward(&self, batch: &Batch, train: bool) -> Tensor {
-        self.forward_with(batch, train, |layouts, n, nb, device| {
-            Plans::new(layouts, &self.layout, n, nb, device)
-        })
-    }
-
-    fn decoder(&self, batch: i64) -> Box<dyn Decoder + '_> {
-        Box::new(MuseformerDecoder {
-            model: self,
-            sequences: (0..batch)
-                .map(|_| SequenceCache {
-                    layout: Layout::new(&[]),
-                    summarized: 0,
-                    layers: (0..self.blocks.len())
-                        .map(|_| LayerCache::default())
-                        .collect(),
-                })
-                .collect(),
-            len: 0,
-        })
-    }
-}
-
 /// A growable `(rows, heads, dh)` buffer.
 #[derive(Default)]
 struct Rows {
@@ -417,6 +393,30 @@ impl Decoder for MuseformerDecoder<'_> {
 
     fn len(&self) -> usize {
         self.len
+    }
+}
+
+impl LanguageModel for Museformer {
+    fn forward(&self, batch: &Batch, train: bool) -> Tensor {
+        self.forward_with(batch, train, |layouts, n, nb, device| {
+            Plans::new(layouts, &self.layout, n, nb, device)
+        })
+    }
+
+    fn decoder(&self, batch: i64) -> Box<dyn Decoder + '_> {
+        Box::new(MuseformerDecoder {
+            model: self,
+            sequences: (0..batch)
+                .map(|_| SequenceCache {
+                    layout: Layout::new(&[]),
+                    summarized: 0,
+                    layers: (0..self.blocks.len())
+                        .map(|_| LayerCache::default())
+                        .collect(),
+                })
+                .collect(),
+            len: 0,
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! The queries of each bar, in chunks of at most [`QUERY_CHUNK`] tokens, form a
 //! group whose key set is the union of what they may see (Museformer's
 //! [`Layout`]); each summary is a group of its own. Groups with similar key counts
-//! are padded together into a [`Bucket`] and run through libtorch's
+//! are padded together into a bucket and run through libtorch's
 //! scaled-dot-product attention with a small per-group mask, so time and memory grow
 //! with n·(k·m + b) (Section 4.4), never with n².
 
