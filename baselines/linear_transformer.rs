@@ -20,8 +20,25 @@
 //! else is the full-attention Transformer's, through [`DecoderStack`].
 
 use crate::model::stack::{CausalAttention, DecoderStack};
-use crate::model::ModelConfig;
+use crate::model::ModelSizes;
+use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
+
+/// The Linear Transformer's section of an experiment's `model:`
+/// (`linear_transformer: {chunk: ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinearTransformerConfig {
+    /// Chunk length of the chunked causal prefix sums (at least 1): speed and memory
+    /// only, not results.
+    pub chunk: i64,
+}
+
+impl Default for LinearTransformerConfig {
+    fn default() -> Self {
+        LinearTransformerConfig { chunk: 128 }
+    }
+}
 
 /// Added to the denominator `phi(q)^T z` in every path (forward and step alike).
 pub const EPS: f64 = 1e-6;
@@ -41,21 +58,22 @@ pub struct LinearAttention {
 /// The Linear Transformer language model.
 pub type LinearTransformer = DecoderStack<LinearAttention>;
 
-/// Builds a Linear Transformer from `model.chunk` and the shared sizes, its
+/// Builds a Linear Transformer from the shared sizes and its section, its
 /// parameters under `path`.
 pub fn new(
     path: &nn::Path,
-    cfg: &ModelConfig,
+    sizes: &ModelSizes,
+    cfg: &LinearTransformerConfig,
     vocab_size: i64,
 ) -> anyhow::Result<LinearTransformer> {
     anyhow::ensure!(
         cfg.chunk >= 1,
-        "model.chunk must be at least 1 (got {}): the chunk length of the linear \
-         attention's prefix sums",
+        "model.linear_transformer.chunk must be at least 1 (got {}): the chunk length of \
+         the linear attention's prefix sums",
         cfg.chunk
     );
     let attention = LinearAttention { chunk: cfg.chunk };
-    DecoderStack::new(path, cfg, vocab_size, |_| attention)
+    DecoderStack::new(path, sizes, vocab_size, |_| attention)
 }
 
 /// `x` summed along `dim` up to but excluding each index.
@@ -136,7 +154,7 @@ impl CausalAttention for LinearAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::stack::testing::*;
+    use crate::model::testing::*;
     use tch::Device;
 
     /// The quadratic reference: the full `n x n` matrix `phi(Q) phi(K)^T`, lower
@@ -201,11 +219,7 @@ mod tests {
 
     fn model(chunk: i64) -> LinearTransformer {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
-            chunk,
-            ..small("linear_transformer")
-        };
-        new(&vs.root(), &cfg, 50).unwrap()
+        new(&vs.root(), &small(), &LinearTransformerConfig { chunk }, 50).unwrap()
     }
 
     #[test]
@@ -228,11 +242,8 @@ mod tests {
     #[test]
     fn a_chunk_of_zero_is_refused() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
-            chunk: 0,
-            ..small("linear_transformer")
-        };
-        let err = new(&vs.root(), &cfg, 50).unwrap_err().to_string();
-        assert!(err.contains("model.chunk"), "{err}");
+        let cfg = LinearTransformerConfig { chunk: 0 };
+        let err = new(&vs.root(), &small(), &cfg, 50).unwrap_err().to_string();
+        assert!(err.contains("model.linear_transformer.chunk"), "{err}");
     }
 }

@@ -14,8 +14,23 @@
 //! Transformer's, through [`DecoderStack`].
 
 use crate::model::stack::{CausalAttention, DecoderStack};
-use crate::model::ModelConfig;
+use crate::model::ModelSizes;
+use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
+
+/// The Longformer's section of an experiment's `model:` (`longformer: {window: ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LongformerConfig {
+    /// Each token attends to itself and this many previous tokens (at least 1).
+    pub window: i64,
+}
+
+impl Default for LongformerConfig {
+    fn default() -> Self {
+        LongformerConfig { window: 1024 }
+    }
+}
 
 /// Causal sliding-window attention of one layer.
 #[derive(Debug, Clone, Copy)]
@@ -29,20 +44,25 @@ pub struct SlidingWindow {
 /// The Longformer language model.
 pub type Longformer = DecoderStack<SlidingWindow>;
 
-/// Builds a Longformer from `model.window` and the shared sizes, its parameters under
+/// Builds a Longformer from the shared sizes and its section, its parameters under
 /// `path`.
-pub fn new(path: &nn::Path, cfg: &ModelConfig, vocab_size: i64) -> anyhow::Result<Longformer> {
+pub fn new(
+    path: &nn::Path,
+    sizes: &ModelSizes,
+    cfg: &LongformerConfig,
+    vocab_size: i64,
+) -> anyhow::Result<Longformer> {
     anyhow::ensure!(
         cfg.window >= 1,
-        "model.window must be at least 1 (got {}): each token attends to itself and \
-         `window` previous tokens",
+        "model.longformer.window must be at least 1 (got {}): each token attends to itself \
+         and `window` previous tokens",
         cfg.window
     );
     let attention = SlidingWindow {
         window: cfg.window,
-        dropout: cfg.attention_dropout,
+        dropout: sizes.attention_dropout,
     };
-    DecoderStack::new(path, cfg, vocab_size, |_| attention)
+    DecoderStack::new(path, sizes, vocab_size, |_| attention)
 }
 
 /// Which key slots each query of a chunk may read: `(chunks, len, 2 len)`, true where
@@ -133,7 +153,7 @@ impl CausalAttention for SlidingWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::stack::testing::*;
+    use crate::model::testing::*;
 
     /// The quadratic reference: dense `n x n` band mask, softmax, weighted values.
     fn naive(q: &Tensor, k: &Tensor, v: &Tensor, window: i64) -> Tensor {
@@ -198,11 +218,7 @@ mod tests {
 
     fn model(window: i64) -> Longformer {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
-            window,
-            ..small("longformer")
-        };
-        new(&vs.root(), &cfg, 50).unwrap()
+        new(&vs.root(), &small(), &LongformerConfig { window }, 50).unwrap()
     }
 
     #[test]
@@ -229,11 +245,8 @@ mod tests {
     #[test]
     fn a_window_of_zero_is_refused() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig {
-            window: 0,
-            ..small("longformer")
-        };
-        let err = new(&vs.root(), &cfg, 50).unwrap_err().to_string();
-        assert!(err.contains("model.window"), "{err}");
+        let cfg = LongformerConfig { window: 0 };
+        let err = new(&vs.root(), &small(), &cfg, 50).unwrap_err().to_string();
+        assert!(err.contains("model.longformer.window"), "{err}");
     }
 }

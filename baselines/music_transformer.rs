@@ -15,9 +15,26 @@
 
 use crate::model::layers::relative_attention;
 use crate::model::stack::{CausalAttention, DecoderStack};
-use crate::model::ModelConfig;
+use crate::model::ModelSizes;
+use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Kind, Tensor};
+
+/// The Music Transformer's section of an experiment's `model:`
+/// (`music_transformer: {max_relative: ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MusicTransformerConfig {
+    /// Relative distances up to this many tokens have their own embedding; farther
+    /// ones share the last (at least 1).
+    pub max_relative: i64,
+}
+
+impl Default for MusicTransformerConfig {
+    fn default() -> Self {
+        MusicTransformerConfig { max_relative: 1024 }
+    }
+}
 
 /// Self-attention with relative position embeddings, one per layer of the shared
 /// [`DecoderStack`].
@@ -32,18 +49,18 @@ pub struct RelativeAttention {
 
 impl RelativeAttention {
     /// The embeddings of the layer whose parameters are under `path`.
-    fn new(path: &nn::Path, cfg: &ModelConfig) -> RelativeAttention {
-        let head_dim = cfg.hidden / cfg.heads;
+    fn new(path: &nn::Path, sizes: &ModelSizes, max_relative: i64) -> RelativeAttention {
+        let head_dim = sizes.hidden / sizes.heads;
         RelativeAttention {
             // The initialization of tensor2tensor's relative embeddings: N(0, d^-1/2).
             rel: path.randn(
                 "emb_rel",
-                &[cfg.heads, cfg.max_relative + 1, head_dim],
+                &[sizes.heads, max_relative + 1, head_dim],
                 0.0,
                 (head_dim as f64).powf(-0.5),
             ),
-            max_relative: cfg.max_relative,
-            dropout: cfg.attention_dropout,
+            max_relative,
+            dropout: sizes.attention_dropout,
         }
     }
 
@@ -87,28 +104,28 @@ impl CausalAttention for RelativeAttention {
 /// The Music Transformer language model (`kind: music_transformer`).
 pub type MusicTransformer = DecoderStack<RelativeAttention>;
 
-/// The Music Transformer with its parameters under `path`; reads
-/// `model.max_relative` besides the common sizes.
+/// The Music Transformer with its parameters under `path`.
 pub fn new(
     path: &nn::Path,
-    cfg: &ModelConfig,
+    sizes: &ModelSizes,
+    cfg: &MusicTransformerConfig,
     vocab_size: i64,
 ) -> anyhow::Result<MusicTransformer> {
     // Checked before the embeddings' head width is computed from it.
     anyhow::ensure!(
-        cfg.heads > 0 && cfg.hidden % cfg.heads == 0,
+        sizes.heads > 0 && sizes.hidden % sizes.heads == 0,
         "model.hidden ({}) must be a multiple of model.heads ({})",
-        cfg.hidden,
-        cfg.heads
+        sizes.hidden,
+        sizes.heads
     );
     anyhow::ensure!(
         cfg.max_relative >= 1,
-        "model.max_relative is {} but the Music Transformer needs at least 1 \
-         (the largest relative distance with its own embedding)",
+        "model.music_transformer.max_relative is {} but the Music Transformer needs at \
+         least 1 (the largest relative distance with its own embedding)",
         cfg.max_relative
     );
-    DecoderStack::new(path, cfg, vocab_size, |i| {
-        RelativeAttention::new(&(path / "blocks" / i), cfg)
+    DecoderStack::new(path, sizes, vocab_size, |i| {
+        RelativeAttention::new(&(path / "blocks" / i), sizes, cfg.max_relative)
     })
 }
 
@@ -116,30 +133,20 @@ pub fn new(
 mod tests {
     use super::*;
     use crate::model::layers::relative_shift;
-    use crate::model::{Batch, LanguageModel, PositionLimits};
+    use crate::model::testing::*;
     use tch::Device;
 
-    fn small(max_relative: i64) -> ModelConfig {
-        ModelConfig {
-            kind: "music_transformer".into(),
-            layers: 2,
-            hidden: 32,
-            heads: 4,
-            ffn: 64,
-            token_embed: 32,
-            bar_embed: 8,
-            beat_embed: 8,
-            positions: PositionLimits {
-                max_bars: 16,
-                max_beats: 8,
-            },
-            max_relative,
-            ..ModelConfig::default()
-        }
+    fn attention(vs: &nn::VarStore, max_relative: i64) -> RelativeAttention {
+        RelativeAttention::new(&vs.root(), &small(), max_relative)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).abs().max().double_value(&[])
+    fn model(vs: &nn::VarStore, max_relative: i64) -> anyhow::Result<MusicTransformer> {
+        new(
+            &vs.root(),
+            &small(),
+            &MusicTransformerConfig { max_relative },
+            50,
+        )
     }
 
     /// Per-pair embeddings `E[clip(i - j)]` of every (query, key) pair, `(heads,
@@ -160,7 +167,7 @@ mod tests {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(Device::Cpu);
         // max_relative 5 < L - 1, so clipping is exercised.
-        let block = RelativeAttention::new(&vs.root(), &small(5));
+        let block = attention(&vs, 5);
         let len = 11;
         let q = Tensor::randn([2, 4, len, 8], (Kind::Float, Device::Cpu));
         let skewed = relative_shift(&q.matmul(&block.distance_embeddings(len).transpose(-1, -2)));
@@ -181,7 +188,7 @@ mod tests {
     fn relative_attention_equals_a_naive_quadratic_reference() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let block = RelativeAttention::new(&vs.root(), &small(4));
+        let block = attention(&vs, 4);
         let len = 9;
         let opts = (Kind::Float, Device::Cpu);
         let (q, k, v) = (
@@ -202,65 +209,32 @@ mod tests {
         assert!(d < 1e-5, "differs from the naive attention by {d}");
     }
 
-    fn batch(n: i64, seed: i64) -> Batch {
-        tch::manual_seed(seed);
-        let opts = (Kind::Int64, Device::Cpu);
-        Batch {
-            tokens: Tensor::randint(50, [2, n], opts),
-            bars: Tensor::arange(n, opts)
-                .divide_scalar_mode(6, "floor")
-                .repeat([2, 1]),
-            beats: Tensor::arange(n, opts).remainder(8).repeat([2, 1]),
-        }
-    }
-
     #[test]
     fn incremental_logits_equal_the_full_forward() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = new(&vs.root(), &small(6), 50).unwrap();
-        let n = 20;
-        let b = batch(n, 4);
-        let full = tch::no_grad(|| model.forward(&b, false));
-        let mut state = model.new_state(2);
-        for t in 0..n {
-            let step = tch::no_grad(|| {
-                model.step(
-                    state.as_mut(),
-                    &b.tokens.select(1, t),
-                    &b.bars.select(1, t),
-                    &b.beats.select(1, t),
-                )
-            });
-            let d = max_diff(&step, &full.select(1, t));
-            assert!(d < 1e-4, "position {t}: max difference {d}");
-        }
-        assert_eq!(state.len(), n as usize);
+        let model = model(&vs, 6).unwrap();
+        tch::manual_seed(4);
+        assert_incremental_equals_forward(&model, 20);
     }
 
     #[test]
     fn the_forward_is_causal() {
         let vs = nn::VarStore::new(Device::Cpu);
         tch::manual_seed(1);
-        let model = new(&vs.root(), &small(3), 50).unwrap();
-        let a = batch(10, 5);
-        let delta = a.tokens.zeros_like();
-        let _ = delta.narrow(1, 9, 1).fill_(1);
-        let b = Batch {
-            tokens: (&a.tokens + delta).remainder(50),
-            bars: a.bars.shallow_clone(),
-            beats: a.beats.shallow_clone(),
-        };
-        let (la, lb) = tch::no_grad(|| (model.forward(&a, false), model.forward(&b, false)));
-        let d = max_diff(&la.narrow(1, 0, 9), &lb.narrow(1, 0, 9));
-        assert!(d < 1e-6, "a later token changed earlier logits by {d}");
-        assert!(max_diff(&la.narrow(1, 9, 1), &lb.narrow(1, 9, 1)) > 1e-4);
+        let model = model(&vs, 3).unwrap();
+        tch::manual_seed(5);
+        assert_causal(&model, 10, 9);
     }
 
     #[test]
     fn a_zero_max_relative_is_refused_by_name() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let err = new(&vs.root(), &small(0), 50).unwrap_err();
-        assert!(err.to_string().contains("model.max_relative"), "{err}");
+        let err = model(&vs, 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("model.music_transformer.max_relative"),
+            "{err}"
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! Transformer-XL (Dai et al., 2019): segment-level recurrence with a
 //! stop-gradient memory and relative positional encoding.
 //!
-//! [`forward`](TransformerXl::forward) walks a sequence segment by segment
-//! (`model.segment` tokens). In each layer the segment attends to the layer's
-//! memory, the detached (stop-gradient) layer inputs of the last `model.memory`
-//! earlier positions, followed by the segment itself. So the trainer's forward
+//! The forward pass walks a sequence segment by segment (`segment` tokens of the
+//! `transformer_xl:` section). In each layer the segment attends to the layer's
+//! memory, the detached (stop-gradient) layer inputs of the last `memory` earlier
+//! positions, followed by the segment itself. So the trainer's forward
 //! over a song *is* segment-wise training with memory, and the evaluator's forward
 //! walks long songs segment by segment carrying the memory, as the original does.
 //!
@@ -20,10 +20,30 @@
 //! the memory moves on exactly as in the forward, so incremental logits equal the
 //! segment-wise forward's.
 
-use crate::model::layers::{relative_attention, FeedForward, HeadProjections, InputEmbedding};
-use crate::model::{Batch, DecodeState, LanguageModel, ModelConfig};
+use crate::model::layers::{relative_attention, InputEmbedding, PreNorm};
+use crate::model::{Batch, Decoder, LanguageModel, ModelSizes};
+use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
+
+/// Transformer-XL's section of an experiment's `model:` (`transformer_xl: {...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformerXlConfig {
+    /// Segment length (tokens processed together; at least 1).
+    pub segment: i64,
+    /// Memory length (cached hidden states of earlier segments; 0: none).
+    pub memory: i64,
+}
+
+impl Default for TransformerXlConfig {
+    fn default() -> Self {
+        TransformerXlConfig {
+            segment: 1024,
+            memory: 1024,
+        }
+    }
+}
 
 /// Sinusoidal encodings `(n, width)` of the distances `n - 1, …, 0` (the farthest
 /// first): `[sin(d·f), cos(d·f)]` with frequencies `f_k = 10000^(-2k/width)`.
@@ -52,40 +72,43 @@ impl Biases {
     }
 }
 
-/// One pre-norm block with relative multi-head attention over memory + segment.
+/// What one layer keeps while decoding.
+#[derive(Default)]
+struct LayerCache {
+    /// The memory the current segment attends to.
+    memory: Option<Tensor>,
+    /// The layer's inputs at the current segment's positions so far.
+    segment: Vec<Tensor>,
+    /// Keys and values of the memory and the current segment so far.
+    kv: Option<(Tensor, Tensor)>,
+}
+
+/// One layer: the shared pre-norm block with relative multi-head attention over
+/// memory + segment.
 #[derive(Debug)]
 struct Block {
-    ln_attn: nn::LayerNorm,
-    attn: HeadProjections,
+    layer: PreNorm,
     /// `W_r`: projects the sinusoidal encodings to the heads' key space.
     pos: nn::Linear,
-    ln_ffn: nn::LayerNorm,
-    ffn: FeedForward,
     heads: i64,
     hidden: i64,
-    dropout: f64,
     attention_dropout: f64,
 }
 
 impl Block {
-    fn new(path: &nn::Path, cfg: &ModelConfig) -> Block {
+    fn new(path: &nn::Path, cfg: &ModelSizes) -> Block {
+        let no_bias = nn::LinearConfig {
+            bias: false,
+            ..Default::default()
+        };
+        let (layer, pos) = PreNorm::with(path, cfg, |path| {
+            nn::linear(path / "pos", cfg.hidden, cfg.hidden, no_bias)
+        });
         Block {
-            ln_attn: nn::layer_norm(path / "ln_attn", vec![cfg.hidden], Default::default()),
-            attn: HeadProjections::new(&(path / "attn"), cfg.hidden, cfg.heads),
-            pos: nn::linear(
-                path / "pos",
-                cfg.hidden,
-                cfg.hidden,
-                nn::LinearConfig {
-                    bias: false,
-                    ..Default::default()
-                },
-            ),
-            ln_ffn: nn::layer_norm(path / "ln_ffn", vec![cfg.hidden], Default::default()),
-            ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.dropout),
+            layer,
+            pos,
             heads: cfg.heads,
             hidden: cfg.hidden,
-            dropout: cfg.dropout,
             attention_dropout: cfg.attention_dropout,
         }
     }
@@ -114,20 +137,20 @@ impl Block {
             Some(mem) => Tensor::cat(&[mem, h], 1),
             None => h.shallow_clone(),
         };
-        let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(&context));
+        let (q, k, v) = self.layer.qkv(&context);
         let y = self.attend(&q.narrow(2, m, len), &k, &v, b, train);
         self.finish(h, &y, train)
     }
 
     /// One new position `x` `(batch, 1, hidden)` of the current segment.
-    fn step(&self, x: &Tensor, layer: &mut LayerState, b: &Biases) -> Tensor {
+    fn step(&self, x: &Tensor, layer: &mut LayerCache, b: &Biases) -> Tensor {
         if layer.kv.is_none() {
             if let Some(mem) = &layer.memory {
-                let (_, k, v) = self.attn.qkv(&self.ln_attn.forward(mem));
+                let (_, k, v) = self.layer.qkv(mem);
                 layer.kv = Some((k, v));
             }
         }
-        let (q, k, v) = self.attn.qkv(&self.ln_attn.forward(x));
+        let (q, k, v) = self.layer.qkv(x);
         let (k, v) = match layer.kv.take() {
             Some((ck, cv)) => (Tensor::cat(&[ck, k], 2), Tensor::cat(&[cv, v], 2)),
             None => (k, v),
@@ -140,11 +163,8 @@ impl Block {
 
     /// The residual connections around the attention output `y` and the FFN.
     fn finish(&self, x: &Tensor, y: &Tensor, train: bool) -> Tensor {
-        let x = x + self.attn.output(y).dropout(self.dropout, train);
-        &x + self
-            .ffn
-            .forward(&self.ln_ffn.forward(&x), train)
-            .dropout(self.dropout, train)
+        let x = self.layer.add_attention(x, y, train);
+        self.layer.add_feed_forward(&x, train)
     }
 }
 
@@ -175,72 +195,79 @@ pub struct TransformerXl {
     dropout: f64,
 }
 
-/// What one layer keeps while decoding.
-#[derive(Default)]
-struct LayerState {
-    /// The memory the current segment attends to.
-    memory: Option<Tensor>,
-    /// The layer's inputs at the current segment's positions so far.
-    segment: Vec<Tensor>,
-    /// Keys and values of the memory and the current segment so far.
-    kv: Option<(Tensor, Tensor)>,
-}
-
-/// Decoding state of [`TransformerXl`]: per-layer segment memory and caches.
-pub struct SegmentMemory {
-    layers: Vec<LayerState>,
-    len: usize,
-}
-
-impl DecodeState for SegmentMemory {
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
 impl TransformerXl {
-    /// Parameters under `path`; reads `model.segment` and `model.memory` besides
-    /// the common sizes.
+    /// Parameters under `path`.
     pub fn new(
         path: &nn::Path,
-        cfg: &ModelConfig,
+        sizes: &ModelSizes,
+        cfg: &TransformerXlConfig,
         vocab_size: i64,
     ) -> anyhow::Result<TransformerXl> {
         anyhow::ensure!(
-            cfg.hidden % cfg.heads == 0 && cfg.hidden % 2 == 0,
+            sizes.hidden % sizes.heads == 0 && sizes.hidden % 2 == 0,
             "model.hidden ({}) must be even and a multiple of model.heads ({})",
-            cfg.hidden,
-            cfg.heads
+            sizes.hidden,
+            sizes.heads
         );
         anyhow::ensure!(
             cfg.segment >= 1,
-            "model.segment is {} but Transformer-XL needs segments of at least 1 token",
+            "model.transformer_xl.segment is {} but Transformer-XL needs segments of at least 1 token",
             cfg.segment
         );
         anyhow::ensure!(
             cfg.memory >= 0,
-            "model.memory is {}; it must be 0 (no memory) or more",
+            "model.transformer_xl.memory is {}; it must be 0 (no memory) or more",
             cfg.memory
         );
         Ok(TransformerXl {
-            embed: InputEmbedding::new(&(path / "embed"), cfg, vocab_size),
-            blocks: (0..cfg.layers)
-                .map(|i| Block::new(&(path / "blocks" / i), cfg))
+            embed: InputEmbedding::new(&(path / "embed"), sizes, vocab_size),
+            blocks: (0..sizes.layers)
+                .map(|i| Block::new(&(path / "blocks" / i), sizes))
                 .collect(),
             biases: Biases {
-                u: path.zeros("bias_u", &[cfg.hidden]),
-                v: path.zeros("bias_v", &[cfg.hidden]),
-                heads: cfg.heads,
+                u: path.zeros("bias_u", &[sizes.hidden]),
+                v: path.zeros("bias_v", &[sizes.hidden]),
+                heads: sizes.heads,
             },
-            ln_out: nn::layer_norm(path / "ln_out", vec![cfg.hidden], Default::default()),
-            head: nn::linear(path / "head", cfg.hidden, vocab_size, Default::default()),
+            ln_out: nn::layer_norm(path / "ln_out", vec![sizes.hidden], Default::default()),
+            head: nn::linear(path / "head", sizes.hidden, vocab_size, Default::default()),
             segment: cfg.segment,
             memory: cfg.memory,
-            dropout: cfg.dropout,
+            dropout: sizes.dropout,
         })
+    }
+}
+
+/// The decoder of [`TransformerXl`]: per-layer segment memory and caches.
+struct SegmentDecoder<'a> {
+    model: &'a TransformerXl,
+    layers: Vec<LayerCache>,
+    len: usize,
+}
+
+impl Decoder for SegmentDecoder<'_> {
+    fn step(&mut self, token: &Tensor, bar: &Tensor, beat: &Tensor) -> Tensor {
+        let model = self.model;
+        let mut x = model
+            .embed
+            .forward(&token.unsqueeze(1), &bar.unsqueeze(1), &beat.unsqueeze(1));
+        for (block, layer) in model.blocks.iter().zip(self.layers.iter_mut()) {
+            x = block.step(&x, layer, &model.biases);
+        }
+        self.len += 1;
+        if self.len as i64 % model.segment == 0 {
+            for layer in &mut self.layers {
+                let inputs = Tensor::cat(&layer.segment, 1);
+                layer.memory = next_memory(layer.memory.as_ref(), &inputs, model.memory);
+                layer.segment.clear();
+                layer.kv = None;
+            }
+        }
+        model.head.forward(&model.ln_out.forward(&x)).squeeze_dim(1)
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 }
 
@@ -268,71 +295,24 @@ impl LanguageModel for TransformerXl {
             .forward(&self.ln_out.forward(&Tensor::cat(&outputs, 1)))
     }
 
-    fn new_state(&self, _batch: i64) -> Box<dyn DecodeState> {
-        Box::new(SegmentMemory {
-            layers: self.blocks.iter().map(|_| LayerState::default()).collect(),
+    fn decoder(&self, _batch: i64) -> Box<dyn Decoder + '_> {
+        Box::new(SegmentDecoder {
+            model: self,
+            layers: self.blocks.iter().map(|_| LayerCache::default()).collect(),
             len: 0,
         })
-    }
-
-    fn step(
-        &self,
-        state: &mut dyn DecodeState,
-        token: &Tensor,
-        bar: &Tensor,
-        beat: &Tensor,
-    ) -> Tensor {
-        let state = state
-            .as_any_mut()
-            .downcast_mut::<SegmentMemory>()
-            .expect("a Transformer-XL decoding state");
-        let mut x = self
-            .embed
-            .forward(&token.unsqueeze(1), &bar.unsqueeze(1), &beat.unsqueeze(1));
-        for (block, layer) in self.blocks.iter().zip(state.layers.iter_mut()) {
-            x = block.step(&x, layer, &self.biases);
-        }
-        state.len += 1;
-        if state.len as i64 % self.segment == 0 {
-            for layer in &mut state.layers {
-                let inputs = Tensor::cat(&layer.segment, 1);
-                layer.memory = next_memory(layer.memory.as_ref(), &inputs, self.memory);
-                layer.segment.clear();
-                layer.kv = None;
-            }
-        }
-        self.head.forward(&self.ln_out.forward(&x)).squeeze_dim(1)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PositionLimits;
+    use crate::model::testing::{assert_decoding_equals_forward, max_diff, small};
     use tch::Device;
 
-    fn small(segment: i64, memory: i64) -> ModelConfig {
-        ModelConfig {
-            kind: "transformer_xl".into(),
-            layers: 2,
-            hidden: 32,
-            heads: 4,
-            ffn: 64,
-            token_embed: 32,
-            bar_embed: 8,
-            beat_embed: 8,
-            positions: PositionLimits {
-                max_bars: 16,
-                max_beats: 8,
-            },
-            segment,
-            memory,
-            ..ModelConfig::default()
-        }
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).abs().max().double_value(&[])
+    fn model(vs: &nn::VarStore, segment: i64, memory: i64) -> anyhow::Result<TransformerXl> {
+        let cfg = TransformerXlConfig { segment, memory };
+        TransformerXl::new(&vs.root(), &small(), &cfg, 50)
     }
 
     fn batch(tokens: Tensor) -> Batch {
@@ -351,7 +331,7 @@ mod tests {
     fn shifted_attention_equals_a_naive_quadratic_reference() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let block = Block::new(&vs.root(), &small(4, 4));
+        let block = Block::new(&vs.root(), &small());
         let opts = (Kind::Float, Device::Cpu);
         let biases = Biases {
             u: Tensor::randn([32], opts),
@@ -407,7 +387,7 @@ mod tests {
         for (segment, memory) in [(4, 3), (4, 6), (5, 0), (3, 3)] {
             tch::manual_seed(0);
             let vs = nn::VarStore::new(Device::Cpu);
-            let model = TransformerXl::new(&vs.root(), &small(segment, memory), 50).unwrap();
+            let model = model(&vs, segment, memory).unwrap();
             // Nonzero biases, so that u and v are exercised.
             tch::no_grad(|| {
                 for bias in [&model.biases.u, &model.biases.v] {
@@ -415,26 +395,9 @@ mod tests {
                         .copy_(&Tensor::randn([32], (Kind::Float, Device::Cpu)));
                 }
             });
-            let n = 15;
-            let b = batch(Tensor::randint(50, [2, n], (Kind::Int64, Device::Cpu)));
-            let full = tch::no_grad(|| model.forward(&b, false));
-            let mut state = model.new_state(2);
-            for t in 0..n {
-                let step = tch::no_grad(|| {
-                    model.step(
-                        state.as_mut(),
-                        &b.tokens.select(1, t),
-                        &b.bars.select(1, t),
-                        &b.beats.select(1, t),
-                    )
-                });
-                let d = max_diff(&step, &full.select(1, t));
-                assert!(
-                    d < 1e-4,
-                    "segment {segment}, memory {memory}, position {t}: max difference {d}"
-                );
-            }
-            assert_eq!(state.len(), n as usize);
+            let b = batch(Tensor::randint(50, [2, 15], (Kind::Int64, Device::Cpu)));
+            let what = format!("segment {segment}, memory {memory}, ");
+            assert_decoding_equals_forward(&what, &model, &b, None);
         }
     }
 
@@ -446,7 +409,7 @@ mod tests {
     fn the_forward_is_causal_and_the_memory_is_bounded() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = TransformerXl::new(&vs.root(), &small(4, 3), 50).unwrap();
+        let model = model(&vs, 4, 3).unwrap();
         let a = batch(Tensor::randint(50, [1, 12], (Kind::Int64, Device::Cpu)));
         let changed = |pos: i64| {
             let t = a.tokens.copy();
@@ -475,7 +438,7 @@ mod tests {
     fn no_gradient_flows_into_the_memory() {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = TransformerXl::new(&vs.root(), &small(4, 4), 50).unwrap();
+        let model = model(&vs, 4, 4).unwrap();
         let b = batch(Tensor::from_slice(&[10i64, 11, 12, 13, 20, 21, 22, 23]).view([1, 8]));
         let logits = model.forward(&b, false);
         logits.narrow(1, 4, 4).sum(Kind::Float).backward();
@@ -497,9 +460,15 @@ mod tests {
     #[test]
     fn bad_segment_and_memory_are_refused_by_name() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let err = TransformerXl::new(&vs.root(), &small(0, 4), 50).unwrap_err();
-        assert!(err.to_string().contains("model.segment"), "{err}");
-        let err = TransformerXl::new(&vs.root(), &small(4, -1), 50).unwrap_err();
-        assert!(err.to_string().contains("model.memory"), "{err}");
+        let err = model(&vs, 0, 4).unwrap_err();
+        assert!(
+            err.to_string().contains("model.transformer_xl.segment"),
+            "{err}"
+        );
+        let err = model(&vs, 4, -1).unwrap_err();
+        assert!(
+            err.to_string().contains("model.transformer_xl.memory"),
+            "{err}"
+        );
     }
 }

@@ -12,9 +12,10 @@
 
 use crate::config::{DeviceChoice, ExperimentConfig};
 use crate::data::batch::{batch_loss, TrainBatch};
-use crate::model::{self, bar_beat_indices, Batch, PositionLimits};
+use crate::model::{bar_beat_indices, Batch, PositionLimits};
 use crate::plot::{self, FONT};
 use crate::provenance::Provenance;
+use crate::registry;
 use crate::run::open_dataset;
 use crate::tokens::vocab::{BOS_ID, EOS_ID};
 use crate::tokens::Vocab;
@@ -122,7 +123,7 @@ pub fn piece(cfg: &ExperimentConfig, length: usize) -> Result<Piece> {
     ids.truncate(length + 1);
     let limits = PositionLimits {
         max_bars: i64::MAX,
-        max_beats: cfg.model.positions.max_beats,
+        max_beats: cfg.model.sizes.positions.max_beats,
     };
     let (bars, beats) = bar_beat_indices(&ids[..length], &vocab, limits);
     let count = bars.last().map_or(0, |&b| b as usize + 1);
@@ -163,11 +164,11 @@ pub fn measure_one(
         vocab_size,
     } = piece(&cfg, length)?;
     // The piece may have more bars than the embedding covers at this size.
-    cfg.model.positions.max_bars = cfg.model.positions.max_bars.max(count as i64);
+    cfg.model.sizes.positions.max_bars = cfg.model.sizes.positions.max_bars.max(count as i64);
     let dev = device.device()?;
     tch::manual_seed(cfg.train.seed as i64);
     let vs = nn::VarStore::new(dev);
-    let model = model::build(&vs.root(), &cfg.model, vocab_size)?;
+    let model = registry::build(&vs.root(), &cfg.model, vocab_size)?;
     let tb = TrainBatch {
         batch: Batch::single(&ids[..length], &bars, &beats, dev),
         targets: Tensor::from_slice(&ids[1..=length])
@@ -205,7 +206,7 @@ pub fn measure_one(
     let hwm = status_kib("VmHWM:");
     Ok(Measurement {
         experiment: cfg.name.clone(),
-        kind: cfg.model.kind.clone(),
+        kind: cfg.model.kind().to_string(),
         length,
         bars: count,
         device: if cpu { "cpu".into() } else { "cuda".into() },
@@ -282,7 +283,7 @@ fn spawn_one(
     };
     Ok(Measurement {
         experiment: cfg.name,
-        kind: cfg.model.kind,
+        kind: cfg.model.kind().to_string(),
         length,
         bars: 0,
         device: opts.device.name().into(),
@@ -333,21 +334,16 @@ pub struct DecodeReport {
 pub fn decode(opts: &DecodeOptions) -> Result<DecodeReport> {
     let mut cfg = ExperimentConfig::load(&opts.experiment, &[])?;
     let p = piece(&cfg, opts.length)?;
-    cfg.model.positions.max_bars = cfg.model.positions.max_bars.max(p.count as i64);
+    cfg.model.sizes.positions.max_bars = cfg.model.sizes.positions.max_bars.max(p.count as i64);
     tch::manual_seed(cfg.train.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = model::build(&vs.root(), &cfg.model, p.vocab_size)?;
+    let model = registry::build(&vs.root(), &cfg.model, p.vocab_size)?;
     let one = |v: i64| Tensor::from_slice(&[v]);
     let (cached_seconds, prefix) = tch::no_grad(|| {
         let start = Instant::now();
-        let mut state = model.new_state(1);
+        let mut decoder = model.decoder(1);
         for t in 0..opts.length {
-            let _ = model.step(
-                state.as_mut(),
-                &one(p.ids[t]),
-                &one(p.bars[t]),
-                &one(p.beats[t]),
-            );
+            let _ = decoder.step(&one(p.ids[t]), &one(p.bars[t]), &one(p.beats[t]));
         }
         let cached = start.elapsed().as_secs_f64();
         let k = opts.samples.max(2);
@@ -438,7 +434,7 @@ pub fn attention(opts: &AttentionOptions) -> Result<Vec<Measurement>> {
                 let cfg = ExperimentConfig::load(exp, &[])?;
                 Measurement {
                     experiment: cfg.name,
-                    kind: cfg.model.kind,
+                    kind: cfg.model.kind().to_string(),
                     length,
                     bars: 0,
                     device: opts.device.name().into(),

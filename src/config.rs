@@ -3,8 +3,14 @@
 //! itself); maps merge key by key, the child winning. `--set a.b=value` overrides
 //! come last. Unknown keys and wrong types are errors naming the file, line and key;
 //! the resolved configuration is saved in the run folder `runs/<name>/<hash>/`.
+//!
+//! The `model:` map holds the shared sizes, the `kind` and the section of that kind
+//! only ([`crate::registry`]); each file's sections are checked against the kind it
+//! names or, naming none, inherits. A file (or a `--set model.kind=...`) that names
+//! another kind than its base replaces the model's kind: the base's section of the
+//! old kind is dropped (it would not belong to the new kind), the shared sizes stay.
 
-use crate::model::ModelConfig;
+use crate::registry::{self, ModelConfig, ModelKind};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
@@ -46,10 +52,6 @@ impl DeviceChoice {
     }
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 /// Training settings (defaults: the paper's, Section 4.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,9 +65,7 @@ pub struct TrainConfig {
     /// 0: each training song (truncated at `max_tokens`) is one sample. More: each
     /// truncated song is cut into consecutive chunks of this many tokens, each
     /// chunk a sample (the Music Transformer's training in the paper); validation
-    /// and evaluation stay full-length. Left out of the saved configuration when 0,
-    /// so runs from before the option keep their folder.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// and evaluation stay full-length.
     pub chunk: usize,
     /// Validation sequences are truncated to this many tokens.
     pub valid_max_tokens: usize,
@@ -167,8 +167,17 @@ impl Default for ExperimentConfig {
     }
 }
 
-/// Reads one file as a YAML map, checking it against the schema on its own so that
-/// errors carry its name and line; follows `extends` and merges.
+/// The kind a merged experiment value's model has (the default where none is named).
+fn kind_of(value: &Value) -> ModelKind {
+    value
+        .get("model")
+        .and_then(registry::kind_in)
+        .unwrap_or(ModelKind::Transformer)
+}
+
+/// Reads one file as a YAML map, following `extends` and merging; checks the file
+/// against the schema on its own, so that errors carry its name and line, its model
+/// sections against the kind it names or inherits.
 fn load_value(path: &Path, depth: usize) -> Result<Value> {
     if depth > 16 {
         bail!(
@@ -178,24 +187,42 @@ fn load_value(path: &Path, depth: usize) -> Result<Value> {
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read experiment file {}", path.display()))?;
-    serde_yaml::from_str::<ExperimentConfig>(&text)
-        .with_context(|| format!("{} is not a valid experiment file", path.display()))?;
-    let mut value: Value =
-        serde_yaml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let invalid = || format!("{} is not a valid experiment file", path.display());
+    let mut value: Value = serde_yaml::from_str(&text).with_context(invalid)?;
     if value.is_null() {
         value = Value::Mapping(Default::default());
     }
+    let own_kind = value.get("model").and_then(registry::kind_in);
     let extends = value.as_mapping_mut().and_then(|m| m.remove("extends"));
-    match extends {
+    let base = match extends {
         Some(Value::String(base)) => {
             let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
-            let mut merged = load_value(&base_path, depth + 1)
+            let base = load_value(&base_path, depth + 1)
                 .with_context(|| format!("in the base file of {}", path.display()))?;
+            Some(base)
+        }
+        Some(_) => bail!("{}: `extends` must be a file name", path.display()),
+        None => None,
+    };
+    let kind = own_kind.unwrap_or_else(|| base.as_ref().map_or(ModelKind::Transformer, kind_of));
+    registry::read_as(kind, || serde_yaml::from_str::<ExperimentConfig>(&text))
+        .with_context(invalid)?;
+    match base {
+        Some(mut merged) => {
+            if let Some(kind) = own_kind {
+                drop_other_sections(&mut merged, kind);
+            }
             merge(&mut merged, value);
             Ok(merged)
         }
-        Some(_) => bail!("{}: `extends` must be a file name", path.display()),
         None => Ok(value),
+    }
+}
+
+/// Drops from the model of `value` the sections of kinds other than `kind`.
+fn drop_other_sections(value: &mut Value, kind: ModelKind) {
+    if let Some(Value::Mapping(model)) = value.get_mut("model") {
+        registry::drop_other_sections(model, kind);
     }
 }
 
@@ -223,6 +250,11 @@ fn apply_set(value: &mut Value, assignment: &str) -> Result<()> {
         .with_context(|| format!("--set `{assignment}`: expected key.path=value"))?;
     let parsed: Value = serde_yaml::from_str(raw)
         .with_context(|| format!("--set `{assignment}`: the value is not YAML"))?;
+    if key == "model.kind" {
+        if let Some(kind) = parsed.as_str().and_then(ModelKind::from_name) {
+            drop_other_sections(value, kind);
+        }
+    }
     let mut slot = value;
     for part in key.split('.') {
         if !slot.is_mapping() {
@@ -275,6 +307,10 @@ impl ExperimentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baselines::longformer::LongformerConfig;
+    use crate::baselines::transformer_xl::TransformerXlConfig;
+    use crate::model::ModelSizes;
+    use crate::registry::ModelSection;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -336,11 +372,15 @@ mod tests {
             ExperimentConfig::load(&p, &["train.steps=7".into(), "model.kind=uniform".into()])
                 .unwrap();
         assert_eq!(
-            (cfg.model.layers, cfg.model.hidden, cfg.model.heads),
+            (
+                cfg.model.sizes.layers,
+                cfg.model.sizes.hidden,
+                cfg.model.sizes.heads
+            ),
             (2, 32, 8)
         );
         assert_eq!((cfg.train.lr, cfg.train.steps), (0.001, 7));
-        assert_eq!(cfg.model.kind, "uniform");
+        assert_eq!(cfg.model.kind(), ModelKind::Uniform);
         assert_eq!(cfg.name, "child");
         let again =
             ExperimentConfig::load(&p, &["train.steps=7".into(), "model.kind=uniform".into()])
@@ -352,5 +392,151 @@ mod tests {
         assert_eq!(cfg.hash(), longer.hash());
         let other = ExperimentConfig::load(&p, &["train.steps=7".into()]).unwrap();
         assert_ne!(cfg.hash(), other.hash());
+    }
+
+    #[test]
+    fn a_section_or_key_of_another_kind_is_refused_with_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "key.yaml",
+            "name: x\nmodel:\n  kind: museformer\n  window: 64\n",
+        );
+        let err = format!("{:#}", ExperimentConfig::load(&p, &[]).unwrap_err());
+        assert!(
+            err.contains("key.yaml")
+                && err.contains("`window`")
+                && err.contains("longformer")
+                && err.contains("line 4"),
+            "{err}"
+        );
+        let p = write(
+            dir.path(),
+            "section.yaml",
+            "model:\n  kind: museformer\n  layers: 2\n  longformer:\n    window: 64\n",
+        );
+        let err = format!("{:#}", ExperimentConfig::load(&p, &[]).unwrap_err());
+        assert!(
+            err.contains("section.yaml") && err.contains("`longformer`") && err.contains("line 4"),
+            "{err}"
+        );
+        // A child naming no kind is checked against the kind it inherits.
+        write(dir.path(), "base.yaml", "model:\n  kind: museformer\n");
+        let p = write(
+            dir.path(),
+            "child.yaml",
+            "extends: base.yaml\nmodel:\n  transformer_xl: {segment: 8}\n",
+        );
+        let err = format!("{:#}", ExperimentConfig::load(&p, &[]).unwrap_err());
+        assert!(
+            err.contains("child.yaml")
+                && err.contains("`transformer_xl`")
+                && err.contains("`museformer`")
+                && err.contains("line 3"),
+            "{err}"
+        );
+        // So are overrides.
+        let ok = write(dir.path(), "ok.yaml", "model: {kind: museformer}\n");
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::load(&ok, &["model.longformer.window=8".into()]).unwrap_err()
+        );
+        assert!(
+            err.contains("model.longformer.window=8") && err.contains("`longformer`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_child_adjusts_or_replaces_the_model_of_its_base() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "base.yaml",
+            "model:\n  kind: longformer\n  layers: 2\n  longformer: {window: 16}\n",
+        );
+        let adjust = write(
+            dir.path(),
+            "adjust.yaml",
+            "extends: base.yaml\nmodel:\n  longformer: {window: 8}\n",
+        );
+        let cfg = ExperimentConfig::load(&adjust, &[]).unwrap();
+        assert_eq!(
+            cfg.model.section,
+            ModelSection::Longformer(LongformerConfig { window: 8 })
+        );
+        // Another kind drops the base's section and keeps its sizes.
+        let replace = write(
+            dir.path(),
+            "replace.yaml",
+            "extends: base.yaml\nmodel:\n  kind: transformer_xl\n  transformer_xl: {memory: 4}\n",
+        );
+        let cfg = ExperimentConfig::load(&replace, &[]).unwrap();
+        assert_eq!(cfg.model.sizes.layers, 2);
+        assert_eq!(
+            cfg.model.section,
+            ModelSection::TransformerXl(TransformerXlConfig {
+                memory: 4,
+                ..Default::default()
+            })
+        );
+        let cfg = ExperimentConfig::load(&adjust, &["model.kind=museformer".into()]).unwrap();
+        assert_eq!(
+            cfg.model,
+            ModelConfig {
+                sizes: ModelSizes {
+                    layers: 2,
+                    ..ModelSizes::default()
+                },
+                ..ModelConfig::of(ModelKind::Museformer)
+            }
+        );
+    }
+
+    #[test]
+    fn the_hash_covers_only_what_the_chosen_model_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "m.yaml", "name: m\nmodel: {kind: museformer}\n");
+        let cfg = ExperimentConfig::load(&p, &[]).unwrap();
+        // What is hashed: the shared sizes and the Museformer's section, so no
+        // other model's default (the Longformer's window, ...) can rename the run.
+        let hashed = serde_json::to_value(&cfg).unwrap();
+        let mut keys: Vec<&str> = hashed["model"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let sizes = serde_json::to_value(ModelSizes::default()).unwrap();
+        let mut expected = vec!["kind", "museformer"];
+        expected.extend(sizes.as_object().unwrap().keys().map(String::as_str));
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        // Defaults are filled in: writing them out names the same run.
+        let explicit = write(
+            dir.path(),
+            "explicit.yaml",
+            "name: m\nmodel:\n  kind: museformer\n  museformer:\n    layout:\n      fine_grained_bars: [1, 2, 4, 8, 12, 16, 24, 32]\n      coarse: all_other\n",
+        );
+        assert_eq!(
+            ExperimentConfig::load(&explicit, &[]).unwrap().hash(),
+            cfg.hash()
+        );
+        // A kind that changes and changes back leaves no trace.
+        let back = ExperimentConfig::load(
+            &p,
+            &[
+                "model.kind=longformer".into(),
+                "model.longformer.window=8".into(),
+                "model.kind=museformer".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(back.hash(), cfg.hash());
+        // The section itself is hashed.
+        let other =
+            ExperimentConfig::load(&p, &["model.museformer.layout.coarse=none".into()]).unwrap();
+        assert_ne!(other.hash(), cfg.hash());
     }
 }

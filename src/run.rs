@@ -5,7 +5,8 @@
 
 use crate::config::ExperimentConfig;
 use crate::data::{DatasetConfig, Manifest, TokenStore};
-use crate::model::{self, LanguageModel};
+use crate::model::LanguageModel;
+use crate::registry;
 use crate::tokens::Vocab;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ pub fn load_run(run_dir: &Path, device: Option<tch::Device>) -> Result<LoadedRun
         None => cfg.train.device.device()?,
     };
     let mut vs = nn::VarStore::new(device);
-    let model = model::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
+    let model = registry::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
     let checkpoint = [paths.best(), paths.last()]
         .into_iter()
         .find(|p| RunPaths::weights(p).exists())

@@ -6,13 +6,14 @@ mod common;
 
 use common::*;
 use museformer::config::ExperimentConfig;
+use museformer::registry::{ModelConfig, ModelKind, ModelSection};
 use std::path::Path;
 
-/// Trains a tiny model of `kind` (with its extra model settings) for 30 steps, then
-/// evaluates it and generates two pieces.
-fn train_eval_generate(dir: &Path, data: &Path, kind: &str, extra: &str) {
+/// Trains a tiny model of `kind` (with the settings of its section) for 30 steps,
+/// then evaluates it and generates two pieces.
+fn train_eval_generate(dir: &Path, data: &Path, kind: &str, section: &str) {
     let exp = format!(
-        "name: {kind}\ndataset: {}\nmodel: {{kind: {kind}, {extra}, layers: 2, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0}}\n\
+        "name: {kind}\ndataset: {}\nmodel: {{kind: {kind}, {kind}: {{{section}}}, layers: 2, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0}}\n\
          train: {{device: cpu, steps: 30, lr: 3.0e-3, warmup: 5, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
          eval: {{lengths: [16, 64, 128]}}\n",
         data.display()
@@ -80,28 +81,36 @@ fn the_experiment_files_name_the_baselines() {
         ExperimentConfig::load(&root().join("experiments").join(name), &[])
             .unwrap_or_else(|e| panic!("{name}: {e:#}"))
     };
+    // The Longformer's window (`None` for another kind).
+    let window = |m: &ModelConfig| match &m.section {
+        ModelSection::Longformer(l) => Some(l.window),
+        _ => None,
+    };
     let long = load("longformer.yaml");
     assert_eq!(
-        (long.model.kind.as_str(), long.model.window),
-        ("longformer", 1024)
+        (long.model.kind(), window(&long.model)),
+        (ModelKind::Longformer, Some(1024))
     );
-    assert_eq!((long.model.layers, long.model.hidden), (4, 512));
+    assert_eq!((long.model.sizes.layers, long.model.sizes.hidden), (4, 512));
     let long_small = load("longformer-small.yaml");
     assert_eq!(
-        (long_small.model.kind.as_str(), long_small.model.window),
-        ("longformer", 256)
+        (long_small.model.kind(), window(&long_small.model)),
+        (ModelKind::Longformer, Some(256))
     );
-    assert!((long_small.model.window as usize) < long_small.train.max_tokens);
+    assert!((window(&long_small.model).unwrap() as usize) < long_small.train.max_tokens);
     let linear = load("linear-transformer.yaml");
-    assert_eq!(linear.model.kind, "linear_transformer");
-    assert_eq!((linear.model.layers, linear.model.hidden), (4, 512));
+    assert_eq!(linear.model.kind(), ModelKind::LinearTransformer);
+    assert_eq!(
+        (linear.model.sizes.layers, linear.model.sizes.hidden),
+        (4, 512)
+    );
     let linear_small = load("linear-transformer-small.yaml");
-    assert_eq!(linear_small.model.kind, "linear_transformer");
-    assert_eq!(linear_small.model.hidden, 64);
+    assert_eq!(linear_small.model.kind(), ModelKind::LinearTransformer);
+    assert_eq!(linear_small.model.sizes.hidden, 64);
     // Each builds through the registry.
     for cfg in [long, long_small, linear, linear_small] {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        museformer::model::build(&vs.root(), &cfg.model, 100)
+        museformer::registry::build(&vs.root(), &cfg.model, 100)
             .unwrap_or_else(|e| panic!("{}: {e:#}", cfg.name));
     }
 }

@@ -72,7 +72,7 @@ fn music_transformer_trains_on_chunks_evaluates_and_generates() {
         tmp.path(),
         &data,
         "mt",
-        "kind: music_transformer, max_relative: 32",
+        "kind: music_transformer, music_transformer: {max_relative: 32}",
         "chunk: 48",
     );
 }
@@ -86,7 +86,7 @@ fn transformer_xl_trains_evaluates_and_generates_over_segments() {
         tmp.path(),
         &data,
         "xl",
-        "kind: transformer_xl, segment: 32, memory: 48",
+        "kind: transformer_xl, transformer_xl: {segment: 32, memory: 48}",
         "chunk: 0",
     );
 }

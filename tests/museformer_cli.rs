@@ -7,13 +7,14 @@ mod common;
 use common::*;
 use museformer::config::ExperimentConfig;
 use museformer::model::layout::{Attends, Coarse, Layout, LayoutConfig};
+use museformer::registry::{ModelKind, ModelSection};
 use std::path::{Path, PathBuf};
 
 /// A prepared dataset of 16 generated songs and a tiny Museformer experiment.
 fn setup(dir: &Path) -> PathBuf {
     let data = tiny_dataset(dir, 16, 6);
     let exp = format!(
-        "name: tiny-museformer\ndataset: {}\nmodel: {{kind: museformer, layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0, layout: {{fine_grained_bars: [1, 2, 4]}}}}\n\
+        "name: tiny-museformer\ndataset: {}\nmodel: {{kind: museformer, layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0, museformer: {{layout: {{fine_grained_bars: [1, 2, 4]}}}}}}\n\
          train: {{device: cpu, steps: 8, lr: 3.0e-3, warmup: 2, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
          eval: {{lengths: [16, 64, 128]}}\n",
         data.display()
@@ -28,9 +29,9 @@ fn museformer_and_its_ablations_train_evaluate_and_generate() {
     let runs = tmp.path().join("runs");
     for (i, sets) in [
         vec![],
-        vec!["model.layout.coarse=none"],
-        vec!["model.layout.fine_grained_bars=[1,2,3,4,5,6,7,8]"],
-        vec!["model.layout.fine_grained_bars=[]"],
+        vec!["model.museformer.layout.coarse=none"],
+        vec!["model.museformer.layout.fine_grained_bars=[1,2,3,4,5,6,7,8]"],
+        vec!["model.museformer.layout.fine_grained_bars=[]"],
     ]
     .iter()
     .enumerate()
@@ -65,10 +66,14 @@ fn museformer_and_its_ablations_train_evaluate_and_generate() {
 
 #[test]
 fn ablation_files_give_their_layouts() {
-    let layout = |name: &str| {
+    let model = |name: &str| {
         ExperimentConfig::load(&root().join("experiments").join(name), &[])
             .unwrap_or_else(|e| panic!("{name}: {e:#}"))
             .model
+    };
+    let layout = |name: &str| match model(name).section {
+        ModelSection::Museformer(m) => m.layout,
+        other => panic!("{name} is a {}, not a Museformer", other.kind()),
     };
     for (full, small) in [
         ("museformer.yaml", "museformer-small.yaml"),
@@ -85,15 +90,19 @@ fn ablation_files_give_their_layouts() {
             "museformer-small-summary-only.yaml",
         ),
     ] {
-        let (f, s) = (layout(full), layout(small));
-        assert_eq!(f.kind, "museformer", "{full}");
-        assert_eq!(s.kind, "museformer", "{small}");
-        assert_eq!(f.layout, s.layout, "{full} and {small} differ in layout");
-        assert_eq!(f.hidden, 512, "{full} has the paper's width");
+        let (f, s) = (model(full), model(small));
+        assert_eq!(f.kind(), ModelKind::Museformer, "{full}");
+        assert_eq!(s.kind(), ModelKind::Museformer, "{small}");
+        assert_eq!(
+            layout(full),
+            layout(small),
+            "{full} and {small} differ in layout"
+        );
+        assert_eq!(f.sizes.hidden, 512, "{full} has the paper's width");
     }
     // Bar 40 of a song with one token per bar: which bars each file lets it see.
     let l = Layout::new(&(0..=40).collect::<Vec<_>>());
-    let sees = |name: &str| -> Attends { l.token(40, &layout(name).layout) };
+    let sees = |name: &str| -> Attends { l.token(40, &layout(name)) };
     let selected: Vec<usize> = [32, 24, 16, 12, 8, 4, 2, 1, 0]
         .iter()
         .map(|k| 40 - k)
@@ -127,11 +136,8 @@ fn ablation_files_give_their_layouts() {
             summaries: (0..40).collect()
         }
     );
-    assert_eq!(layout("museformer.yaml").layout, LayoutConfig::default());
-    assert_eq!(
-        layout("museformer-no-coarse.yaml").layout.coarse,
-        Coarse::None
-    );
+    assert_eq!(layout("museformer.yaml"), LayoutConfig::default());
+    assert_eq!(layout("museformer-no-coarse.yaml").coarse, Coarse::None);
 }
 
 #[test]
@@ -147,7 +153,7 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
         tmp.path(),
         "exp.yaml",
         format!(
-            "extends: {}\nmodel: {{layout: {{fine_grained_bars: [2], coarse: all_other}}}}\n",
+            "extends: {}\nmodel: {{museformer: {{layout: {{fine_grained_bars: [2], coarse: all_other}}}}}}\n",
             root().join("experiments/museformer-small.yaml").display()
         )
         .as_bytes(),

@@ -48,7 +48,7 @@ pub enum InspectCommand {
     /// summary after its tokens; green own bar, blue fine-grained bars, orange
     /// coarse-grained summaries, purple summarization).
     Layout {
-        /// Experiment file whose `model.layout` (and dataset grid) to use.
+        /// Experiment file whose `model.museformer.layout` (and dataset grid) to use.
         experiment: PathBuf,
         /// File of REMIGEN2 token strings (`<s>` is prepended, as the model sees it).
         #[arg(long)]
@@ -100,9 +100,9 @@ pub fn inspect(cmd: InspectCommand) -> Result<()> {
                 out.is_some() || json.is_some(),
                 "say what to write: --out FIGURE and/or --json [FILE]"
             );
-            let report = crate::model::inspect::layout_of(&experiment, &tokens)?;
+            let report = crate::inspect::layout_of(&experiment, &tokens)?;
             if let Some(path) = &out {
-                crate::model::inspect::draw(&report, path)?;
+                crate::inspect::draw(&report, path)?;
                 eprintln!("wrote {}", path.display());
             }
             match json.as_deref() {

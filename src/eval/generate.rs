@@ -170,16 +170,11 @@ fn sample_piece(
         beats.push(t);
     }
     let scalar = |x: i64| Tensor::from_slice(&[x]).to_device(device);
-    let mut state = model.new_state(1);
+    let mut decoder = model.decoder(1);
     let mut logits = Tensor::zeros([1], (Kind::Float, device));
     if !opts.no_cache {
         for i in 0..ids.len() {
-            logits = model.step(
-                state.as_mut(),
-                &scalar(ids[i] as i64),
-                &scalar(bars[i]),
-                &scalar(beats[i]),
-            );
+            logits = decoder.step(&scalar(ids[i] as i64), &scalar(bars[i]), &scalar(beats[i]));
         }
     }
     let mut ended = false;
@@ -200,7 +195,7 @@ fn sample_piece(
         beats.push(t);
         bar.inc(1);
         if !opts.no_cache {
-            logits = model.step(state.as_mut(), &scalar(next as i64), &scalar(b), &scalar(t));
+            logits = decoder.step(&scalar(next as i64), &scalar(b), &scalar(t));
         }
     }
     (ids[1..].to_vec(), ended)
@@ -239,7 +234,7 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
             sample_piece(
                 run.model.as_ref(),
                 &run.vocab,
-                run.cfg.model.positions,
+                run.cfg.model.sizes.positions,
                 &prompt,
                 opts,
                 run.device,

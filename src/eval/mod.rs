@@ -83,7 +83,7 @@ pub fn perplexity(
     let mut full = vec![0usize; lengths.len()];
     tch::no_grad(|| {
         for &i in &songs {
-            let seq = sequence(store, i, vocab, cfg.model.positions, longest);
+            let seq = sequence(store, i, vocab, cfg.model.sizes.positions, longest);
             let n = seq.targets.len();
             let tb = TrainBatch::collate(&[seq]).to(device);
             let logits = model.forward(&tb.batch, false).to_kind(Kind::Float);
@@ -160,7 +160,7 @@ pub fn evaluate(run_dir: &Path, lengths: Option<Vec<usize>>) -> Result<Vec<PplRo
 mod tests {
     use super::*;
     use crate::data::store::StoreWriter;
-    use crate::model;
+    use crate::registry;
     use tch::nn;
 
     #[test]
@@ -180,12 +180,9 @@ mod tests {
         let vocab = Vocab::new(12);
         let cfg = ExperimentConfig::default();
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let uniform = model::build(
+        let uniform = registry::build(
             &vs.root(),
-            &crate::model::ModelConfig {
-                kind: "uniform".into(),
-                ..Default::default()
-            },
+            &registry::ModelConfig::of(registry::ModelKind::Uniform),
             vocab.len() as i64,
         )
         .unwrap();

@@ -1,8 +1,10 @@
 //! Building blocks shared by the models: the paper's input embedding (token, bar
 //! and beat embeddings concatenated and projected to the model width), the
-//! feed-forward block, and multi-head projections with a key/value cache.
+//! feed-forward block, multi-head projections, the pre-norm residual block every
+//! model's layer is built on, and the relative-position attention of the Music
+//! Transformer and Transformer-XL.
 
-use super::{Batch, ModelConfig};
+use super::{Batch, ModelSizes};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
@@ -18,7 +20,7 @@ pub struct InputEmbedding {
 
 impl InputEmbedding {
     /// Parameters under `path`.
-    pub fn new(path: &nn::Path, cfg: &ModelConfig, vocab_size: i64) -> InputEmbedding {
+    pub fn new(path: &nn::Path, cfg: &ModelSizes, vocab_size: i64) -> InputEmbedding {
         let emb = |name: &str, n: i64, d: i64| {
             (d > 0).then(|| nn::embedding(path / name, n, d, Default::default()))
         };
@@ -118,6 +120,82 @@ impl HeadProjections {
         let (b, h, t, dh) = y.size4().expect("(batch, heads, time, head_dim)");
         self.out
             .forward(&y.transpose(1, 2).contiguous().view([b, t, h * dh]))
+    }
+}
+
+/// The pre-norm residual layer every model is made of: `x + attention(ln_attn(x))`,
+/// then `x + ffn(ln_ffn(x))`, dropout on both residual branches. What the attention
+/// computes from the normalized queries, keys and values is the model's own: the
+/// decoder stack's pluggable attention, Museformer's two FC-attention steps,
+/// Transformer-XL's attention over memory and segment. Parameters `ln_attn`, `attn`
+/// (the projections), `ln_ffn` and `ffn` under the layer's path.
+#[derive(Debug)]
+pub struct PreNorm {
+    ln_attn: nn::LayerNorm,
+    attn: HeadProjections,
+    ln_ffn: nn::LayerNorm,
+    ffn: FeedForward,
+    dropout: f64,
+}
+
+impl PreNorm {
+    /// Parameters under `path`.
+    pub fn new(path: &nn::Path, cfg: &ModelSizes) -> PreNorm {
+        PreNorm::with(path, cfg, |_| ()).0
+    }
+
+    /// Parameters under `path`, and the model's own parameters of the layer made by
+    /// `extra` between the attention projections and the feed-forward block: the
+    /// order parameters are made in fixes what a seed initializes them to.
+    pub fn with<T>(
+        path: &nn::Path,
+        cfg: &ModelSizes,
+        extra: impl FnOnce(&nn::Path) -> T,
+    ) -> (PreNorm, T) {
+        let ln_attn = nn::layer_norm(path / "ln_attn", vec![cfg.hidden], Default::default());
+        let attn = HeadProjections::new(&(path / "attn"), cfg.hidden, cfg.heads);
+        let own = extra(path);
+        let block = PreNorm {
+            ln_attn,
+            attn,
+            ln_ffn: nn::layer_norm(path / "ln_ffn", vec![cfg.hidden], Default::default()),
+            ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.dropout),
+            dropout: cfg.dropout,
+        };
+        (block, own)
+    }
+
+    /// Queries, keys and values `(batch, heads, time, head_dim)` of the normalized
+    /// `x` `(batch, time, hidden)`.
+    pub fn qkv(&self, x: &Tensor) -> (Tensor, Tensor, Tensor) {
+        self.attn.qkv(&self.ln_attn.forward(x))
+    }
+
+    /// The attention's residual branch: `x` plus the projected attention output `y`
+    /// `(batch, heads, time, head_dim)`.
+    pub fn add_attention(&self, x: &Tensor, y: &Tensor, train: bool) -> Tensor {
+        x + self.attn.output(y).dropout(self.dropout, train)
+    }
+
+    /// The feed-forward residual branch.
+    pub fn add_feed_forward(&self, x: &Tensor, train: bool) -> Tensor {
+        x + self
+            .ffn
+            .forward(&self.ln_ffn.forward(x), train)
+            .dropout(self.dropout, train)
+    }
+
+    /// The whole layer over `x` `(batch, time, hidden)`, with `attend(q, k, v)` the
+    /// attention over its own queries, keys and values.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        attend: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Tensor,
+        train: bool,
+    ) -> Tensor {
+        let (q, k, v) = self.qkv(x);
+        let x = self.add_attention(x, &attend(&q, &k, &v), train);
+        self.add_feed_forward(&x, train)
     }
 }
 

@@ -1,23 +1,25 @@
 //! The model interface every model implements ([`LanguageModel`]), the batch it
-//! reads, the per-token bar and beat indices of the paper's input embedding, and the
-//! registry that maps a model `kind` in an experiment file to a constructor.
+//! reads, the sizes every model shares ([`ModelSizes`]), and the per-token bar and
+//! beat indices of the paper's input embedding.
 //!
-//! The trainer, the evaluator and the generator use nothing but this module: a
-//! forward pass over a batch returning logits, and an incremental-decoding state
-//! that advances one token at a time without recomputing the prefix.
+//! The trainer, the evaluator and the generator use nothing but this interface: a
+//! forward pass over a batch returning logits, and a [`Decoder`] that advances one
+//! token at a time without recomputing the prefix. Which models exist and how an
+//! experiment file names one is the registry's business (`src/registry.rs`, above
+//! this module and `baselines/`); this module reads no experiment file.
 
-pub mod inspect;
 pub mod layers;
 pub mod layout;
 pub mod museformer;
 pub mod stack;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod transformer;
+pub mod uniform;
 
-use crate::baselines::transformer_xl::TransformerXl;
-use crate::baselines::{linear_transformer, longformer, music_transformer};
 use crate::tokens::{Token, Vocab};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// A batch of token sequences with their bar and beat indices, all `(batch, time)`
 /// int64 tensors on the model's device. Padding positions hold `PAD_ID` and are
@@ -59,13 +61,18 @@ impl Batch {
     }
 }
 
-/// An incremental-decoding state: whatever a model keeps between steps (a KV
-/// cache, a recurrent state, a segment memory).
-pub trait DecodeState: Send + std::any::Any {
+/// Incremental decoding: a model's caches for a batch of sequences, advancing one
+/// token at a time. It borrows the model that made it, so it can only ever be fed
+/// to that model.
+pub trait Decoder {
+    /// Feeds one token per sequence (`(batch,)` int64 tensors of token, bar and beat
+    /// indices) and returns the logits `(batch, vocab)` of the next token. The
+    /// logits equal those of [`LanguageModel::forward`] at the same position.
+    fn step(&mut self, token: &Tensor, bar: &Tensor, beat: &Tensor) -> Tensor;
+
     /// Number of tokens consumed so far.
     fn len(&self) -> usize;
-    /// The state as `Any`, so a model can recover its own state type.
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+
     /// True before the first step.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -78,19 +85,8 @@ pub trait LanguageModel: Send {
     /// dropout on.
     fn forward(&self, batch: &Batch, train: bool) -> Tensor;
 
-    /// A fresh decoding state for `batch` sequences.
-    fn new_state(&self, batch: i64) -> Box<dyn DecodeState>;
-
-    /// Feeds one token per sequence (`(batch,)` int64 tensors of token, bar and beat
-    /// indices) and returns the logits `(batch, vocab)` of the next token. The
-    /// logits equal those of [`forward`](Self::forward) at the same position.
-    fn step(
-        &self,
-        state: &mut dyn DecodeState,
-        token: &Tensor,
-        bar: &Tensor,
-        beat: &Tensor,
-    ) -> Tensor;
+    /// A fresh decoder for `batch` sequences, with empty caches.
+    fn decoder(&self, batch: i64) -> Box<dyn Decoder + '_>;
 }
 
 /// Limits of the bar and beat embeddings (the paper: 512 bars, 64 beats).
@@ -162,29 +158,12 @@ pub fn bar_beat_indices(
     ids.iter().map(|&id| tracker.next(vocab.token(id))).unzip()
 }
 
-/// How the full-attention Transformer computes its attention. Both give the same
-/// result; they differ in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum FullAttention {
-    /// libtorch's scaled-dot-product attention, which picks a fused kernel (flash
-    /// attention on CPU and GPU where it applies): memory linear in the length.
-    #[default]
-    Fused,
-    /// The n × n score matrix written out, softmax, then the values, as the
-    /// paper's fairseq counterpart does: memory quadratic in the length.
-    Explicit,
-}
-
-/// Model hyperparameters shared by the models (each model reads what it needs).
+/// What every model reads: the sizes of the paper's Section 4.1 (the top of an
+/// experiment's `model:` map). Each model's own settings are its section
+/// (the registry's `ModelConfig`, `src/registry.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Registry name (one of [`KINDS`]): `transformer` (full attention),
-    /// `museformer` (FC-attention), the baselines `music_transformer`,
-    /// `transformer_xl`, `longformer` and `linear_transformer` (`docs/models.md`),
-    /// or `uniform` (a reference model whose every prediction is uniform).
-    pub kind: String,
+pub struct ModelSizes {
     /// Layers.
     pub layers: i64,
     /// Model width.
@@ -205,29 +184,12 @@ pub struct ModelConfig {
     pub attention_dropout: f64,
     /// Embedding limits.
     pub positions: PositionLimits,
-    /// Full attention (`kind: transformer`): libtorch's fused kernel or explicit
-    /// scores.
-    pub attention: FullAttention,
-    /// Museformer (`kind: museformer`): fine- and coarse-grained bars.
-    pub layout: layout::LayoutConfig,
-    /// Music Transformer: relative distances up to this many tokens have their own
-    /// embedding; farther ones share the last.
-    pub max_relative: i64,
-    /// Transformer-XL: segment length (tokens processed together).
-    pub segment: i64,
-    /// Transformer-XL: memory length (cached hidden states of earlier segments).
-    pub memory: i64,
-    /// Longformer: each token attends to itself and this many previous tokens.
-    pub window: i64,
-    /// Linear Transformer: chunk length of the chunked causal prefix sums.
-    pub chunk: i64,
 }
 
-impl Default for ModelConfig {
+impl Default for ModelSizes {
     /// The paper's sizes (Section 4.1): 4 layers, width 512, 8 heads, FFN 2048.
     fn default() -> Self {
-        ModelConfig {
-            kind: "transformer".into(),
+        ModelSizes {
             layers: 4,
             hidden: 512,
             heads: 8,
@@ -238,96 +200,7 @@ impl Default for ModelConfig {
             dropout: 0.1,
             attention_dropout: 0.1,
             positions: PositionLimits::default(),
-            attention: FullAttention::Fused,
-            layout: layout::LayoutConfig::default(),
-            max_relative: 1024,
-            segment: 1024,
-            memory: 1024,
-            window: 1024,
-            chunk: 128,
         }
-    }
-}
-
-/// Builds the model a configuration names, its parameters under `path`.
-pub fn build(
-    path: &nn::Path,
-    cfg: &ModelConfig,
-    vocab_size: i64,
-) -> anyhow::Result<Box<dyn LanguageModel>> {
-    match cfg.kind.as_str() {
-        "transformer" => Ok(Box::new(transformer::new(path, cfg, vocab_size)?)),
-        "museformer" => Ok(Box::new(museformer::Museformer::new(
-            path, cfg, vocab_size,
-        )?)),
-        "music_transformer" => Ok(Box::new(music_transformer::new(path, cfg, vocab_size)?)),
-        "transformer_xl" => Ok(Box::new(TransformerXl::new(path, cfg, vocab_size)?)),
-        "uniform" => Ok(Box::new(Uniform {
-            vocab_size,
-            device: path.device(),
-        })),
-        "longformer" => Ok(Box::new(longformer::new(path, cfg, vocab_size)?)),
-        "linear_transformer" => Ok(Box::new(linear_transformer::new(path, cfg, vocab_size)?)),
-        other => anyhow::bail!("unknown model kind `{other}` (known: {})", KINDS.join(", ")),
-    }
-}
-
-/// Model kinds the registry knows.
-pub const KINDS: &[&str] = &[
-    "transformer",
-    "museformer",
-    "music_transformer",
-    "transformer_xl",
-    "longformer",
-    "linear_transformer",
-    "uniform",
-];
-
-/// A reference model that predicts every token with equal probability: its
-/// perplexity is the vocabulary size. Used to check the evaluator.
-pub struct Uniform {
-    vocab_size: i64,
-    device: Device,
-}
-
-/// The state of [`Uniform`]: only a count.
-struct Count(usize);
-
-impl DecodeState for Count {
-    fn len(&self) -> usize {
-        self.0
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-impl LanguageModel for Uniform {
-    fn forward(&self, batch: &Batch, _train: bool) -> Tensor {
-        Tensor::zeros(
-            [batch.size(), batch.len(), self.vocab_size],
-            (Kind::Float, self.device),
-        )
-    }
-
-    fn new_state(&self, _batch: i64) -> Box<dyn DecodeState> {
-        Box::new(Count(0))
-    }
-
-    fn step(
-        &self,
-        state: &mut dyn DecodeState,
-        token: &Tensor,
-        _bar: &Tensor,
-        _beat: &Tensor,
-    ) -> Tensor {
-        if let Some(count) = state.as_any_mut().downcast_mut::<Count>() {
-            count.0 += 1;
-        }
-        Tensor::zeros(
-            [token.size()[0], self.vocab_size],
-            (Kind::Float, self.device),
-        )
     }
 }
 

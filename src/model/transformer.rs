@@ -1,14 +1,37 @@
 //! The full-attention Transformer: decoder-only, pre-norm, GELU, the paper's token +
 //! bar + beat input embedding, attention through libtorch's scaled-dot-product
 //! attention (flash or memory-efficient kernels on a GPU) or, with
-//! `model.attention: explicit`, with the score matrix written out. It is the "full
-//! attention counterpart" of the paper's Figure 4. The layers are the shared
+//! `transformer: {attention: explicit}`, with the score matrix written out. It is the
+//! "full attention counterpart" of the paper's Figure 4. The layers are the shared
 //! [`DecoderStack`]; this file holds only the attention and its key/value cache.
 
 use super::stack::{CausalAttention, DecoderStack};
-use super::{FullAttention, ModelConfig};
+use super::ModelSizes;
+use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
+
+/// How the full-attention Transformer computes its attention. Both give the same
+/// result; they differ in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FullAttention {
+    /// libtorch's scaled-dot-product attention, which picks a fused kernel (flash
+    /// attention on CPU and GPU where it applies): memory linear in the length.
+    #[default]
+    Fused,
+    /// The n × n score matrix written out, softmax, then the values, as the
+    /// paper's fairseq counterpart does: memory quadratic in the length.
+    Explicit,
+}
+
+/// The Transformer's section of an experiment's `model:` (`transformer: {...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformerConfig {
+    /// libtorch's fused kernel or explicit scores.
+    pub attention: FullAttention,
+}
 
 /// Causal attention with the score matrix written out: `(b, h, t, t)` scores.
 fn explicit_attention(q: &Tensor, k: &Tensor, v: &Tensor, dropout: f64, train: bool) -> Tensor {
@@ -63,83 +86,44 @@ impl CausalAttention for Full {
 pub type Transformer = DecoderStack<Full>;
 
 /// The full-attention Transformer with its parameters under `path`.
-pub fn new(path: &nn::Path, cfg: &ModelConfig, vocab_size: i64) -> anyhow::Result<Transformer> {
+pub fn new(
+    path: &nn::Path,
+    sizes: &ModelSizes,
+    cfg: &TransformerConfig,
+    vocab_size: i64,
+) -> anyhow::Result<Transformer> {
     let attention = Full {
-        dropout: cfg.attention_dropout,
+        dropout: sizes.attention_dropout,
         explicit: cfg.attention == FullAttention::Explicit,
     };
-    DecoderStack::new(path, cfg, vocab_size, |_| attention)
+    DecoderStack::new(path, sizes, vocab_size, |_| attention)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Batch, LanguageModel, PositionLimits};
+    use crate::model::testing::*;
+    use crate::model::{Batch, LanguageModel};
     use tch::{Device, Kind};
 
-    fn small() -> ModelConfig {
-        ModelConfig {
-            layers: 2,
-            hidden: 32,
-            heads: 4,
-            ffn: 64,
-            token_embed: 32,
-            bar_embed: 8,
-            beat_embed: 8,
-            positions: PositionLimits {
-                max_bars: 16,
-                max_beats: 8,
-            },
-            ..ModelConfig::default()
-        }
+    fn model(vs: &nn::VarStore, attention: FullAttention) -> Transformer {
+        new(&vs.root(), &small(), &TransformerConfig { attention }, 50).unwrap()
     }
 
     #[test]
     fn incremental_logits_equal_the_full_forward() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = new(&vs.root(), &small(), 50).unwrap();
-        let n = 24;
-        let tokens = Tensor::randint(50, [2, n], (Kind::Int64, Device::Cpu));
-        let bars = Tensor::arange(n, (Kind::Int64, Device::Cpu))
-            .divide_scalar_mode(6, "floor")
-            .repeat([2, 1]);
-        let beats = Tensor::arange(n, (Kind::Int64, Device::Cpu))
-            .remainder(8)
-            .repeat([2, 1]);
-        let batch = Batch {
-            tokens: tokens.shallow_clone(),
-            bars: bars.shallow_clone(),
-            beats: beats.shallow_clone(),
-        };
-        let full = tch::no_grad(|| model.forward(&batch, false));
-        let mut state = model.new_state(2);
-        for t in 0..n {
-            let step = tch::no_grad(|| {
-                model.step(
-                    state.as_mut(),
-                    &tokens.select(1, t),
-                    &bars.select(1, t),
-                    &beats.select(1, t),
-                )
-            });
-            let diff = (step - full.select(1, t)).abs().max().double_value(&[]);
-            assert!(diff < 1e-4, "position {t}: max difference {diff}");
-        }
-        assert_eq!(state.len(), n as usize);
+        assert_incremental_equals_forward(&model(&vs, FullAttention::Fused), 24);
     }
 
     #[test]
     fn explicit_attention_equals_the_fused_kernel() {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = new(&vs.root(), &small(), 50).unwrap();
+        let fused = model(&vs, FullAttention::Fused);
         let mut vs_explicit = nn::VarStore::new(Device::Cpu);
-        let explicit_cfg = ModelConfig {
-            attention: FullAttention::Explicit,
-            ..small()
-        };
-        let explicit_model = new(&vs_explicit.root(), &explicit_cfg, 50).unwrap();
+        let explicit = model(&vs_explicit, FullAttention::Explicit);
         vs_explicit.copy(&vs).unwrap();
         let tokens = Tensor::randint(50, [2, 30], (Kind::Int64, Device::Cpu));
         let zeros = tokens.zeros_like();
@@ -148,9 +132,10 @@ mod tests {
             bars: zeros.shallow_clone(),
             beats: zeros,
         };
-        let fused = model.forward(&batch, false);
-        let explicit = explicit_model.forward(&batch, false);
-        let d = (fused - explicit).abs().max().double_value(&[]);
+        let d = max_diff(
+            &fused.forward(&batch, false),
+            &explicit.forward(&batch, false),
+        );
         assert!(d < 1e-5, "{d}");
     }
 
@@ -158,34 +143,6 @@ mod tests {
     fn the_forward_is_causal() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = new(&vs.root(), &small(), 50).unwrap();
-        let tokens = Tensor::randint(50, [1, 10], (Kind::Int64, Device::Cpu));
-        let zeros = Tensor::zeros([1, 10], (Kind::Int64, Device::Cpu));
-        let a = model.forward(
-            &Batch {
-                tokens: tokens.shallow_clone(),
-                bars: zeros.shallow_clone(),
-                beats: zeros.shallow_clone(),
-            },
-            false,
-        );
-        let changed = tokens.copy();
-        let _ = changed.narrow(1, 9, 1).fill_(7);
-        let b = model.forward(
-            &Batch {
-                tokens: changed,
-                bars: zeros.shallow_clone(),
-                beats: zeros,
-            },
-            false,
-        );
-        let prefix_diff = (a.narrow(1, 0, 9) - b.narrow(1, 0, 9))
-            .abs()
-            .max()
-            .double_value(&[]);
-        assert!(
-            prefix_diff < 1e-6,
-            "a later token changed earlier logits by {prefix_diff}"
-        );
+        assert_causal(&model(&vs, FullAttention::Fused), 10, 9);
     }
 }

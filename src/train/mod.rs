@@ -12,7 +12,8 @@ pub mod optim;
 use crate::config::ExperimentConfig;
 use crate::data::batch::batch_loss;
 use crate::data::{Split, TokenStore};
-use crate::model::{self, LanguageModel};
+use crate::model::LanguageModel;
+use crate::registry;
 use crate::run::{load_weights, open_dataset, RunPaths};
 use crate::tokens::Vocab;
 use anyhow::{bail, Context, Result};
@@ -155,7 +156,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
 
     tch::manual_seed(cfg.train.seed as i64);
     let mut vs = nn::VarStore::new(device);
-    let model = model::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
+    let model = registry::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
     let t = &cfg.train;
     let mut opt = Adam::new(&vs, t.betas, t.eps, t.weight_decay);
     let mut state = TrainState {
@@ -190,7 +191,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
             chunk: t.chunk,
             budget: t.batch_tokens,
             seed: t.seed,
-            limits: cfg.model.positions,
+            limits: cfg.model.sizes.positions,
         },
         state.data,
     )?;

@@ -2,11 +2,13 @@
 //! experiment's Museformer layout, as JSON (token and summary indices per query)
 //! and as a figure in the style of the paper's Figure 2b.
 
-use super::layout::{Attends, Layout, LayoutConfig};
-use super::{bar_beat_indices, PositionLimits};
 use crate::config::ExperimentConfig;
 use crate::data::DatasetConfig;
+use crate::model::layout::{Attends, Layout, LayoutConfig};
+use crate::model::museformer::MuseformerConfig;
+use crate::model::{bar_beat_indices, PositionLimits};
 use crate::plot::{register_font, FONT};
+use crate::registry::ModelSection;
 use crate::tokens::{parse_tokens, vocab::BOS_ID, Vocab};
 use anyhow::{Context, Result};
 use plotters::prelude::*;
@@ -40,7 +42,8 @@ pub struct LayoutReport {
 }
 
 /// The layout of the token file `tokens` (`<s>` is prepended, as the model sees a
-/// piece) under the experiment's layout configuration.
+/// piece) under the experiment's layout configuration (`model.museformer.layout`;
+/// the default layout for an experiment of another kind).
 pub fn layout_of(experiment: &Path, tokens: &Path) -> Result<LayoutReport> {
     let cfg = ExperimentConfig::load(experiment, &[])?;
     let dataset = DatasetConfig::load(&cfg.dataset)
@@ -59,7 +62,10 @@ pub fn layout_of(experiment: &Path, tokens: &Path) -> Result<LayoutReport> {
     let (bars, _) = bar_beat_indices(&ids, &vocab, limits);
     let bars: Vec<usize> = bars.iter().map(|&b| b as usize).collect();
     let layout = Layout::new(&bars);
-    let lc = cfg.model.layout.clone();
+    let lc = match cfg.model.section {
+        ModelSection::Museformer(m) => m.layout,
+        _ => MuseformerConfig::default().layout,
+    };
     let keys = |index, bar, a: Attends| QueryKeys {
         index,
         bar,
