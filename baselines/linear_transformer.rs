@@ -20,9 +20,9 @@
 //! else is the full-attention Transformer's, through [`DecoderStack`].
 
 use crate::model::stack::{CausalAttention, DecoderStack};
-use crate::model::ModelSizes;
+use crate::model::Init;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// The Linear Transformer's section of an experiment's `model:`
 /// (`linear_transformer: {chunk: ...}`).
@@ -60,12 +60,12 @@ pub type LinearTransformer = DecoderStack<LinearAttention>;
 
 /// Builds a Linear Transformer from the shared sizes and its section, its
 /// parameters under `path`.
-pub fn new(
-    path: &nn::Path,
-    sizes: &ModelSizes,
-    cfg: &LinearTransformerConfig,
-    vocab_size: i64,
-) -> anyhow::Result<LinearTransformer> {
+pub fn new(init: Init, cfg: &LinearTransformerConfig) -> anyhow::Result<LinearTransformer> {
+    let Init {
+        path,
+        sizes,
+        vocab_size,
+    } = init;
     anyhow::ensure!(
         cfg.chunk >= 1,
         "model.linear_transformer.chunk must be at least 1 (got {}): the chunk length of \
@@ -155,6 +155,7 @@ impl CausalAttention for LinearAttention {
 mod tests {
     use super::*;
     use crate::model::testing::*;
+    use tch::nn;
     use tch::Device;
 
     /// The quadratic reference: the full `n x n` matrix `phi(Q) phi(K)^T`, lower
@@ -219,7 +220,11 @@ mod tests {
 
     fn model(chunk: i64) -> LinearTransformer {
         let vs = nn::VarStore::new(Device::Cpu);
-        new(&vs.root(), &small(), &LinearTransformerConfig { chunk }, 50).unwrap()
+        new(
+            init(&vs.root(), &small()),
+            &LinearTransformerConfig { chunk },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -243,7 +248,9 @@ mod tests {
     fn a_chunk_of_zero_is_refused() {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LinearTransformerConfig { chunk: 0 };
-        let err = new(&vs.root(), &small(), &cfg, 50).unwrap_err().to_string();
+        let err = new(init(&vs.root(), &small()), &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model.linear_transformer.chunk"), "{err}");
     }
 }

@@ -14,9 +14,9 @@
 //! Transformer's, through [`DecoderStack`].
 
 use crate::model::stack::{CausalAttention, DecoderStack};
-use crate::model::ModelSizes;
+use crate::model::Init;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// The Longformer's section of an experiment's `model:` (`longformer: {window: ...}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,12 +46,12 @@ pub type Longformer = DecoderStack<SlidingWindow>;
 
 /// Builds a Longformer from the shared sizes and its section, its parameters under
 /// `path`.
-pub fn new(
-    path: &nn::Path,
-    sizes: &ModelSizes,
-    cfg: &LongformerConfig,
-    vocab_size: i64,
-) -> anyhow::Result<Longformer> {
+pub fn new(init: Init, cfg: &LongformerConfig) -> anyhow::Result<Longformer> {
+    let Init {
+        path,
+        sizes,
+        vocab_size,
+    } = init;
     anyhow::ensure!(
         cfg.window >= 1,
         "model.longformer.window must be at least 1 (got {}): each token attends to itself \
@@ -154,6 +154,7 @@ impl CausalAttention for SlidingWindow {
 mod tests {
     use super::*;
     use crate::model::testing::*;
+    use tch::nn;
 
     /// The quadratic reference: dense `n x n` band mask, softmax, weighted values.
     fn naive(q: &Tensor, k: &Tensor, v: &Tensor, window: i64) -> Tensor {
@@ -218,7 +219,7 @@ mod tests {
 
     fn model(window: i64) -> Longformer {
         let vs = nn::VarStore::new(Device::Cpu);
-        new(&vs.root(), &small(), &LongformerConfig { window }, 50).unwrap()
+        new(init(&vs.root(), &small()), &LongformerConfig { window }).unwrap()
     }
 
     #[test]
@@ -246,7 +247,9 @@ mod tests {
     fn a_window_of_zero_is_refused() {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LongformerConfig { window: 0 };
-        let err = new(&vs.root(), &small(), &cfg, 50).unwrap_err().to_string();
+        let err = new(init(&vs.root(), &small()), &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model.longformer.window"), "{err}");
     }
 }

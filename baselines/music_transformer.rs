@@ -15,7 +15,7 @@
 
 use crate::model::layers::relative_attention;
 use crate::model::stack::{CausalAttention, DecoderStack};
-use crate::model::ModelSizes;
+use crate::model::{Init, ModelSizes};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Kind, Tensor};
@@ -105,19 +105,13 @@ impl CausalAttention for RelativeAttention {
 pub type MusicTransformer = DecoderStack<RelativeAttention>;
 
 /// The Music Transformer with its parameters under `path`.
-pub fn new(
-    path: &nn::Path,
-    sizes: &ModelSizes,
-    cfg: &MusicTransformerConfig,
-    vocab_size: i64,
-) -> anyhow::Result<MusicTransformer> {
-    // Checked before the embeddings' head width is computed from it.
-    anyhow::ensure!(
-        sizes.heads > 0 && sizes.hidden % sizes.heads == 0,
-        "model.hidden ({}) must be a multiple of model.heads ({})",
-        sizes.hidden,
-        sizes.heads
-    );
+pub fn new(init: Init, cfg: &MusicTransformerConfig) -> anyhow::Result<MusicTransformer> {
+    let Init {
+        path,
+        sizes,
+        vocab_size,
+    } = init;
+    sizes.head_dim()?;
     anyhow::ensure!(
         cfg.max_relative >= 1,
         "model.music_transformer.max_relative is {} but the Music Transformer needs at \
@@ -142,10 +136,8 @@ mod tests {
 
     fn model(vs: &nn::VarStore, max_relative: i64) -> anyhow::Result<MusicTransformer> {
         new(
-            &vs.root(),
-            &small(),
+            init(&vs.root(), &small()),
             &MusicTransformerConfig { max_relative },
-            50,
         )
     }
 

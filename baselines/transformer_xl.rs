@@ -21,7 +21,7 @@
 //! segment-wise forward's.
 
 use crate::model::layers::{relative_attention, InputEmbedding, PreNorm};
-use crate::model::{Batch, Decoder, LanguageModel, ModelSizes};
+use crate::model::{Batch, Decoder, Init, LanguageModel, ModelSizes};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -197,12 +197,12 @@ pub struct TransformerXl {
 
 impl TransformerXl {
     /// Parameters under `path`.
-    pub fn new(
-        path: &nn::Path,
-        sizes: &ModelSizes,
-        cfg: &TransformerXlConfig,
-        vocab_size: i64,
-    ) -> anyhow::Result<TransformerXl> {
+    pub fn new(init: Init, cfg: &TransformerXlConfig) -> anyhow::Result<TransformerXl> {
+        let Init {
+            path,
+            sizes,
+            vocab_size,
+        } = init;
         anyhow::ensure!(
             sizes.hidden % sizes.heads == 0 && sizes.hidden % 2 == 0,
             "model.hidden ({}) must be even and a multiple of model.heads ({})",
@@ -307,12 +307,12 @@ impl LanguageModel for TransformerXl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::{assert_decoding_equals_forward, max_diff, small};
+    use crate::model::testing::{assert_decoding_equals_forward, init, max_diff, small};
     use tch::Device;
 
     fn model(vs: &nn::VarStore, segment: i64, memory: i64) -> anyhow::Result<TransformerXl> {
         let cfg = TransformerXlConfig { segment, memory };
-        TransformerXl::new(&vs.root(), &small(), &cfg, 50)
+        TransformerXl::new(init(&vs.root(), &small()), &cfg)
     }
 
     fn batch(tokens: Tensor) -> Batch {

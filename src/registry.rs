@@ -21,7 +21,7 @@ use crate::baselines::transformer_xl::{TransformerXl, TransformerXlConfig};
 use crate::model::museformer::{Museformer, MuseformerConfig};
 use crate::model::transformer::{self, TransformerConfig};
 use crate::model::uniform::Uniform;
-use crate::model::{LanguageModel, ModelSizes};
+use crate::model::{Init, LanguageModel, ModelSizes};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
@@ -297,18 +297,18 @@ pub fn build(
     cfg: &ModelConfig,
     vocab_size: i64,
 ) -> anyhow::Result<Box<dyn LanguageModel>> {
-    let sizes = &cfg.sizes;
+    let init = Init {
+        path,
+        sizes: &cfg.sizes,
+        vocab_size,
+    };
     Ok(match &cfg.section {
-        ModelSection::Transformer(c) => Box::new(transformer::new(path, sizes, c, vocab_size)?),
-        ModelSection::Museformer(c) => Box::new(Museformer::new(path, sizes, c, vocab_size)?),
-        ModelSection::MusicTransformer(c) => {
-            Box::new(music_transformer::new(path, sizes, c, vocab_size)?)
-        }
-        ModelSection::TransformerXl(c) => Box::new(TransformerXl::new(path, sizes, c, vocab_size)?),
-        ModelSection::Longformer(c) => Box::new(longformer::new(path, sizes, c, vocab_size)?),
-        ModelSection::LinearTransformer(c) => {
-            Box::new(linear_transformer::new(path, sizes, c, vocab_size)?)
-        }
+        ModelSection::Transformer(c) => Box::new(transformer::new(init, c)?),
+        ModelSection::Museformer(c) => Box::new(Museformer::new(init, c)?),
+        ModelSection::MusicTransformer(c) => Box::new(music_transformer::new(init, c)?),
+        ModelSection::TransformerXl(c) => Box::new(TransformerXl::new(init, c)?),
+        ModelSection::Longformer(c) => Box::new(longformer::new(init, c)?),
+        ModelSection::LinearTransformer(c) => Box::new(linear_transformer::new(init, c)?),
         ModelSection::Uniform => Box::new(Uniform::new(vocab_size, path.device())),
     })
 }

@@ -186,6 +186,32 @@ pub struct ModelSizes {
     pub positions: PositionLimits,
 }
 
+impl ModelSizes {
+    /// The width of one attention head; an error naming both keys when `hidden` is
+    /// not a positive multiple of `heads`.
+    pub fn head_dim(&self) -> anyhow::Result<i64> {
+        anyhow::ensure!(
+            self.heads > 0 && self.hidden % self.heads == 0,
+            "model.hidden ({}) must be a multiple of model.heads ({})",
+            self.hidden,
+            self.heads
+        );
+        Ok(self.hidden / self.heads)
+    }
+}
+
+/// What every model is built from besides its own config section: where its
+/// parameters go, the shared sizes and the vocabulary size.
+#[derive(Clone, Copy)]
+pub struct Init<'a> {
+    /// The parameters' path in the model's `VarStore`.
+    pub path: &'a tch::nn::Path<'a>,
+    /// The shared sizes.
+    pub sizes: &'a ModelSizes,
+    /// Tokens of the vocabulary (the width of the output projection).
+    pub vocab_size: i64,
+}
+
 impl Default for ModelSizes {
     /// The paper's sizes (Section 4.1): 4 layers, width 512, 8 heads, FFN 2048.
     fn default() -> Self {

@@ -29,7 +29,7 @@ pub mod plan;
 
 use super::layers::{InputEmbedding, PreNorm};
 use super::layout::{Layout, LayoutConfig};
-use super::{Batch, Decoder, LanguageModel, ModelSizes};
+use super::{Batch, Decoder, Init, LanguageModel};
 use crate::tokens::vocab::PAD_ID;
 use plan::Plans;
 use serde::{Deserialize, Serialize};
@@ -120,18 +120,13 @@ fn layer(
 
 impl Museformer {
     /// Parameters under `path`.
-    pub fn new(
-        path: &nn::Path,
-        sizes: &ModelSizes,
-        cfg: &MuseformerConfig,
-        vocab_size: i64,
-    ) -> anyhow::Result<Museformer> {
-        anyhow::ensure!(
-            sizes.hidden % sizes.heads == 0,
-            "model.hidden ({}) must be a multiple of model.heads ({})",
-            sizes.hidden,
-            sizes.heads
-        );
+    pub fn new(init: Init, cfg: &MuseformerConfig) -> anyhow::Result<Museformer> {
+        let Init {
+            path,
+            sizes,
+            vocab_size,
+        } = init;
+        sizes.head_dim()?;
         anyhow::ensure!(
             cfg.layout.fine_grained_bars.iter().all(|&k| k > 0),
             "model.museformer.layout.fine_grained_bars must be positive bar offsets (the current bar is always attended), got {:?}",
@@ -424,7 +419,8 @@ impl LanguageModel for Museformer {
 mod tests {
     use super::*;
     use crate::model::layout::Coarse;
-    use crate::model::testing::{self, assert_decoding_equals_forward, max_diff};
+    use crate::model::testing::{self, assert_decoding_equals_forward, init, max_diff};
+    use crate::model::ModelSizes;
     use crate::model::PositionLimits;
     use tch::Kind;
 
@@ -534,7 +530,7 @@ mod tests {
     }
 
     fn model(vs: &nn::VarStore, sizes: &ModelSizes, layout: LayoutConfig) -> Museformer {
-        Museformer::new(&vs.root(), sizes, &MuseformerConfig { layout }, 50).unwrap()
+        Museformer::new(init(&vs.root(), sizes), &MuseformerConfig { layout }).unwrap()
     }
 
     /// A batch from per-sequence bar lengths (a 0 is an empty bar), padded with

@@ -56,12 +56,7 @@ impl<A: CausalAttention> DecoderStack<A> {
         vocab_size: i64,
         attention: impl Fn(i64) -> A,
     ) -> anyhow::Result<DecoderStack<A>> {
-        anyhow::ensure!(
-            cfg.heads > 0 && cfg.hidden % cfg.heads == 0,
-            "model.hidden ({}) must be a multiple of model.heads ({})",
-            cfg.hidden,
-            cfg.heads
-        );
+        cfg.head_dim()?;
         Ok(DecoderStack {
             embed: InputEmbedding::new(&(path / "embed"), cfg, vocab_size),
             blocks: (0..cfg.layers)

@@ -2,8 +2,18 @@
 //! checks each model must pass (its efficient attention against a reference,
 //! incremental decoding against the full forward, causality).
 
-use super::{Batch, LanguageModel, ModelSizes, PositionLimits};
+use super::{Batch, Init, LanguageModel, ModelSizes, PositionLimits};
 use tch::{Device, Kind, Tensor};
+
+/// What a test model is built from: parameters under `path`, `sizes`, and the
+/// vocabulary of 50 tokens every model test uses.
+pub fn init<'a>(path: &'a tch::nn::Path<'a>, sizes: &'a ModelSizes) -> Init<'a> {
+    Init {
+        path,
+        sizes,
+        vocab_size: 50,
+    }
+}
 
 /// Small sizes: 2 layers, width 32, 4 heads, bars up to 16, beats up to 8.
 pub fn small() -> ModelSizes {

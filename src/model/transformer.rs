@@ -6,9 +6,8 @@
 //! [`DecoderStack`]; this file holds only the attention and its key/value cache.
 
 use super::stack::{CausalAttention, DecoderStack};
-use super::ModelSizes;
+use super::Init;
 use serde::{Deserialize, Serialize};
-use tch::nn;
 use tch::Tensor;
 
 /// How the full-attention Transformer computes its attention. Both give the same
@@ -86,12 +85,12 @@ impl CausalAttention for Full {
 pub type Transformer = DecoderStack<Full>;
 
 /// The full-attention Transformer with its parameters under `path`.
-pub fn new(
-    path: &nn::Path,
-    sizes: &ModelSizes,
-    cfg: &TransformerConfig,
-    vocab_size: i64,
-) -> anyhow::Result<Transformer> {
+pub fn new(init: Init, cfg: &TransformerConfig) -> anyhow::Result<Transformer> {
+    let Init {
+        path,
+        sizes,
+        vocab_size,
+    } = init;
     let attention = Full {
         dropout: sizes.attention_dropout,
         explicit: cfg.attention == FullAttention::Explicit,
@@ -104,10 +103,11 @@ mod tests {
     use super::*;
     use crate::model::testing::*;
     use crate::model::{Batch, LanguageModel};
+    use tch::nn;
     use tch::{Device, Kind};
 
     fn model(vs: &nn::VarStore, attention: FullAttention) -> Transformer {
-        new(&vs.root(), &small(), &TransformerConfig { attention }, 50).unwrap()
+        new(init(&vs.root(), &small()), &TransformerConfig { attention }).unwrap()
     }
 
     #[test]
