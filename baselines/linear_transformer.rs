@@ -61,11 +61,7 @@ pub type LinearTransformer = DecoderStack<LinearAttention>;
 /// Builds a Linear Transformer from the shared sizes and its section, its
 /// parameters under `path`.
 pub fn new(init: Init, cfg: &LinearTransformerConfig) -> anyhow::Result<LinearTransformer> {
-    let Init {
-        path,
-        sizes,
-        vocab_size,
-    } = init;
+    let (path, sizes, vocab_size) = (init.path, init.sizes, init.vocab_size);
     anyhow::ensure!(
         cfg.chunk >= 1,
         "model.linear_transformer.chunk must be at least 1 (got {}): the chunk length of \

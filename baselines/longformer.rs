@@ -47,11 +47,7 @@ pub type Longformer = DecoderStack<SlidingWindow>;
 /// Builds a Longformer from the shared sizes and its section, its parameters under
 /// `path`.
 pub fn new(init: Init, cfg: &LongformerConfig) -> anyhow::Result<Longformer> {
-    let Init {
-        path,
-        sizes,
-        vocab_size,
-    } = init;
+    let (path, sizes, vocab_size) = (init.path, init.sizes, init.vocab_size);
     anyhow::ensure!(
         cfg.window >= 1,
         "model.longformer.window must be at least 1 (got {}): each token attends to itself \

@@ -106,11 +106,7 @@ pub type MusicTransformer = DecoderStack<RelativeAttention>;
 
 /// The Music Transformer with its parameters under `path`.
 pub fn new(init: Init, cfg: &MusicTransformerConfig) -> anyhow::Result<MusicTransformer> {
-    let Init {
-        path,
-        sizes,
-        vocab_size,
-    } = init;
+    let (path, sizes, vocab_size) = (init.path, init.sizes, init.vocab_size);
     sizes.head_dim()?;
     anyhow::ensure!(
         cfg.max_relative >= 1,

@@ -198,11 +198,7 @@ pub struct TransformerXl {
 impl TransformerXl {
     /// Parameters under `path`.
     pub fn new(init: Init, cfg: &TransformerXlConfig) -> anyhow::Result<TransformerXl> {
-        let Init {
-            path,
-            sizes,
-            vocab_size,
-        } = init;
+        let (path, sizes, vocab_size) = (init.path, init.sizes, init.vocab_size);
         anyhow::ensure!(
             sizes.hidden % sizes.heads == 0 && sizes.hidden % 2 == 0,
             "model.hidden ({}) must be even and a multiple of model.heads ({})",

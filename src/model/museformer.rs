@@ -121,11 +121,7 @@ fn layer(
 impl Museformer {
     /// Parameters under `path`.
     pub fn new(init: Init, cfg: &MuseformerConfig) -> anyhow::Result<Museformer> {
-        let Init {
-            path,
-            sizes,
-            vocab_size,
-        } = init;
+        let (path, sizes, vocab_size) = (init.path, init.sizes, init.vocab_size);
         sizes.head_dim()?;
         anyhow::ensure!(
             cfg.layout.fine_grained_bars.iter().all(|&k| k > 0),

@@ -86,11 +86,7 @@ pub type Transformer = DecoderStack<Full>;
 
 /// The full-attention Transformer with its parameters under `path`.
 pub fn new(init: Init, cfg: &TransformerConfig) -> anyhow::Result<Transformer> {
-    let Init {
-        path,
-        sizes,
-        vocab_size,
-    } = init;
+    let (path, sizes, vocab_size) = (init.path, init.sizes, init.vocab_size);
     let attention = Full {
         dropout: sizes.attention_dropout,
         explicit: cfg.attention == FullAttention::Explicit,
