@@ -610,15 +610,9 @@ pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
         .collect())
 }
 
-const COLORS: [RGBColor; 7] = [
-    RGBColor(214, 39, 40),
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(127, 127, 127),
-];
+/// Figure 4's line colours: the palette of [`plot::COLORS`] in this order (red for
+/// Museformer, the first experiment, as in the paper).
+const COLOR_ORDER: [usize; 7] = [3, 0, 2, 1, 4, 5, 7];
 
 /// Figure 4: peak memory and time per step against the maximum length, one line per
 /// experiment (PNG or SVG by extension, see [`plot::save`]).
@@ -676,7 +670,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Measurement])
             .draw()
             .map_err(err)?;
         for (i, name) in names.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
+            let color = plot::COLORS[COLOR_ORDER[i % COLOR_ORDER.len()]];
             let pts: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|m| &m.experiment == name)

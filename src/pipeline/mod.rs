@@ -218,16 +218,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_train_key_follows_the_resolved_experiment() {
+    /// A folder with a dataset file `data.yaml` and an experiment `e.yaml`.
+    fn dataset_and_experiment() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
         std::fs::write(
             dir.path().join("data.yaml"),
             "name: d\nmidi_dir: m\nout: o\n",
         )
         .unwrap();
         std::fs::write(dir.path().join("e.yaml"), "name: e\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_train_key_follows_the_resolved_experiment() {
+        let dir = dataset_and_experiment();
+        let d = dir.path().display();
         let suite_text = |set: &str| {
             format!(
                 "name: s\ndataset: {d}/data.yaml\nreference: A\nset: [{set}]\nrows:\n  - {{label: A, experiment: {d}/e.yaml}}\n"
@@ -248,14 +254,8 @@ mod tests {
 
     #[test]
     fn a_suites_generated_folders_are_found_by_its_layout() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = dataset_and_experiment();
         let d = dir.path().display();
-        std::fs::write(
-            dir.path().join("data.yaml"),
-            "name: d\nmidi_dir: m\nout: o\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("e.yaml"), "name: e\n").unwrap();
         let suite_file = dir.path().join("s.yaml");
         std::fs::write(
             &suite_file,
