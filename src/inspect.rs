@@ -7,10 +7,11 @@ use crate::data::DatasetConfig;
 use crate::model::layout::{Attends, Layout, LayoutConfig};
 use crate::model::museformer::MuseformerConfig;
 use crate::model::{bar_beat_indices, PositionLimits};
-use crate::plot::{register_font, FONT};
+use crate::plot::{self, FONT};
 use crate::registry::ModelSection;
 use crate::tokens::{parse_tokens, vocab::BOS_ID, Vocab};
 use anyhow::{Context, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -95,7 +96,6 @@ const SUMMARIZE: RGBColor = RGBColor(148, 103, 189);
 /// Green: the token's own bar; blue: fine-grained bars; orange: coarse-grained
 /// summaries; purple: summarization.
 pub fn draw(report: &LayoutReport, path: &Path) -> Result<()> {
-    register_font();
     // Sequence order: tokens of bar 0, summary 0, tokens of bar 1, summary 1, ...
     let mut order = Vec::new(); // (is_summary, index)
     let mut t = 0;
@@ -136,23 +136,13 @@ pub fn draw(report: &LayoutReport, path: &Path) -> Result<()> {
         margin,
         side,
     };
-    let svg = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    let result = if svg {
-        render(
-            SVGBackend::new(path, size).into_drawing_area(),
-            report,
-            &geometry,
-        )
-    } else {
-        render(
-            BitMapBackend::new(path, size).into_drawing_area(),
-            report,
-            &geometry,
-        )
-    };
-    result.with_context(|| format!("cannot draw {}", path.display()))
+    struct Figure2b<'a>(&'a LayoutReport, &'a Geometry);
+    impl plot::Figure for Figure2b<'_> {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+            render(root.clone(), self.0, self.1)
+        }
+    }
+    plot::save(path, size, &Figure2b(report, &geometry))
 }
 
 struct Geometry {
@@ -165,17 +155,13 @@ struct Geometry {
 }
 
 fn render<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+    root: DrawingArea<DB, Shift>,
     report: &LayoutReport,
     g: &Geometry,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+) -> Result<()> {
     let (order, col, scol, cell, margin, side) =
         (&g.order, &g.col, &g.scol, g.cell, g.margin, g.side);
-    let err = |e: plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
-    root.fill(&WHITE).map_err(err)?;
+    root.fill(&WHITE).map_err(plot::drawing)?;
     let rect = |r: usize, c: usize, color: RGBColor| {
         let (x, y) = (margin + c as i32 * cell, margin + r as i32 * cell);
         Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())
@@ -184,9 +170,11 @@ where
         if s {
             let q = &report.summaries[i];
             for &k in &q.tokens {
-                root.draw(&rect(row, col[k], SUMMARIZE)).map_err(err)?;
+                root.draw(&rect(row, col[k], SUMMARIZE))
+                    .map_err(plot::drawing)?;
             }
-            root.draw(&rect(row, scol[i], SUMMARIZE)).map_err(err)?;
+            root.draw(&rect(row, scol[i], SUMMARIZE))
+                .map_err(plot::drawing)?;
         } else {
             let q = &report.tokens[i];
             for &k in &q.tokens {
@@ -195,10 +183,12 @@ where
                 } else {
                     FINE
                 };
-                root.draw(&rect(row, col[k], color)).map_err(err)?;
+                root.draw(&rect(row, col[k], color))
+                    .map_err(plot::drawing)?;
             }
             for &k in &q.summaries {
-                root.draw(&rect(row, scol[k], COARSE)).map_err(err)?;
+                root.draw(&rect(row, scol[k], COARSE))
+                    .map_err(plot::drawing)?;
             }
         }
     }
@@ -210,12 +200,12 @@ where
             vec![(p, margin), (p, margin + side)],
             style,
         ))
-        .map_err(err)?;
+        .map_err(plot::drawing)?;
         root.draw(&PathElement::new(
             vec![(margin, p), (margin + side, p)],
             style,
         ))
-        .map_err(err)?;
+        .map_err(plot::drawing)?;
     }
     let y = margin + side + 14;
     let mut x = margin;
@@ -226,11 +216,10 @@ where
         ("summarization", SUMMARIZE),
     ] {
         root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], color.filled()))
-            .map_err(err)?;
+            .map_err(plot::drawing)?;
         root.draw(&Text::new(label, (x + 16, y), (FONT, 13).into_font()))
-            .map_err(err)?;
+            .map_err(plot::drawing)?;
         x += 22 + 7 * label.len() as i32;
     }
-    root.present().map_err(err)?;
     Ok(())
 }
