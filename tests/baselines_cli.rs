@@ -7,72 +7,24 @@ mod common;
 use common::*;
 use museformer::config::ExperimentConfig;
 use museformer::registry::{ModelConfig, ModelKind, ModelSection};
-use std::path::Path;
-
-/// Trains a tiny model of `kind` (with the settings of its section) for 30 steps,
-/// then evaluates it and generates two pieces.
-fn train_eval_generate(dir: &Path, data: &Path, kind: &str, section: &str) {
-    let exp = format!(
-        "name: {kind}\ndataset: {}\nmodel: {{kind: {kind}, {kind}: {{{section}}}, layers: 2, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0}}\n\
-         train: {{device: cpu, steps: 30, lr: 3.0e-3, warmup: 5, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
-         eval: {{lengths: [16, 64, 128]}}\n",
-        data.display()
-    );
-    let exp = write(dir, &format!("{kind}.yaml"), exp.as_bytes());
-    let runs = dir.join("runs");
-    let out = run(&[
-        "train",
-        exp.to_str().unwrap(),
-        "--runs",
-        runs.to_str().unwrap(),
-    ]);
-    let run_dir = run_dir(&out);
-
-    let csv = std::fs::read_to_string(run_dir.join("train.csv")).unwrap();
-    let losses: Vec<f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(losses.len(), 30, "{kind}");
-    let tail = losses[25..].iter().sum::<f64>() / 5.0;
-    assert!(
-        tail < losses[0] * 0.7,
-        "{kind}: loss did not fall: {losses:?}"
-    );
-
-    let eval = run(&["eval", run_dir.to_str().unwrap()]);
-    assert!(eval.contains("first    128 tokens: PPL"), "{kind}: {eval}");
-
-    let gen = dir.join(format!("gen-{kind}"));
-    run(&[
-        "generate",
-        run_dir.to_str().unwrap(),
-        "--num",
-        "2",
-        "--max-len",
-        "300",
-        "--seed",
-        "3",
-        "--out",
-        gen.to_str().unwrap(),
-    ]);
-    for i in 0..2 {
-        assert!(
-            gen.join(format!("piece-{i:03}.mid")).exists(),
-            "{kind}: piece {i} missing"
-        );
-    }
-}
 
 #[test]
 fn longformer_and_linear_transformer_train_evaluate_and_generate() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tiny_dataset(tmp.path(), 20, 4);
+    let dir = tmp.path();
+    let data = tiny_dataset(dir, 20, 4);
     // Windows and chunks well below the 200-token training length, so both paths
     // (chunks, carried state, rolling cache) are exercised.
-    train_eval_generate(tmp.path(), &data, "longformer", "window: 16");
-    train_eval_generate(tmp.path(), &data, "linear_transformer", "chunk: 16");
+    for (kind, section) in [
+        ("longformer", "window: 16"),
+        ("linear_transformer", "chunk: 16"),
+    ] {
+        let model = format!("kind: {kind}, {kind}: {{{section}}}, layers: 2");
+        let exp = tiny_experiment(dir, kind, &data, &model, "steps: 30, warmup: 5");
+        let gen = dir.join(format!("gen-{kind}"));
+        let run_dir = train_eval_generate(&exp, &dir.join("runs"), &[], &gen, 2, 300);
+        assert_loss_fell(&run_dir, 30, kind);
+    }
 }
 
 #[test]

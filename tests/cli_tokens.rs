@@ -7,18 +7,20 @@ use common::*;
 use museformer::midi;
 use museformer::tokens::{self, EncodeOptions, InstrumentOrder, Vocab};
 
+/// `museformer encode --ignore-ts --inst-order lmd6 EXTRA…`.
+fn encode_lmd6(extra: &[&str]) -> (bool, String, String) {
+    run(&[
+        &["encode", "--ignore-ts", "--inst-order", "lmd6"][..],
+        extra,
+    ]
+    .concat())
+}
+
 #[test]
 fn encode_decode_encode_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "in.mid", &midi::to_bytes(&song(3, 4)));
-    let (ok, line, err) = run(&[
-        "encode",
-        "--ignore-ts",
-        "--inst-order",
-        "lmd6",
-        "--normalize-key",
-        file.to_str().unwrap(),
-    ]);
+    let (ok, line, err) = encode_lmd6(&["--normalize-key", arg(&file)]);
     assert!(ok, "{err}");
     let opts = EncodeOptions {
         ignore_ts: true,
@@ -34,21 +36,10 @@ fn encode_decode_encode_through_the_cli() {
 
     let toks = write(tmp.path(), "tokens.txt", line.as_bytes());
     let out = tmp.path().join("out.mid");
-    let (ok, _, err) = run(&[
-        "decode",
-        toks.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = run(&["decode", arg(&toks), "-o", arg(&out)]);
     assert!(ok, "{err}");
-    let (ok, again, _) = run(&[
-        "encode",
-        "--ignore-ts",
-        "--inst-order",
-        "lmd6",
-        out.to_str().unwrap(),
-    ]);
-    assert!(ok);
+    let (ok, again, err) = encode_lmd6(&[arg(&out)]);
+    assert!(ok, "{err}");
     assert_eq!(again, line);
 }
 
@@ -57,12 +48,9 @@ fn bad_files_exit_non_zero_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, bytes, word) in bad_files() {
         let file = write(tmp.path(), name, &bytes);
-        let (ok, stdout, stderr) = run(&["encode", file.to_str().unwrap()]);
+        let (ok, stdout, stderr) = run(&["encode", arg(&file)]);
         assert!(!ok && stdout.is_empty(), "{name}");
-        assert!(
-            stderr.contains(name) && stderr.contains(word),
-            "{name}: {stderr}"
-        );
+        assert_contains(&stderr, &[name, word]);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
     let (ok, _, stderr) = run(&["encode", tmp.path().join("absent.mid").to_str().unwrap()]);
@@ -83,17 +71,9 @@ fn corrupt_token_files_name_the_first_bad_token() {
     ];
     for (text, expected) in cases {
         let toks = write(tmp.path(), "bad.txt", text.as_bytes());
-        let (ok, _, stderr) = run(&[
-            "decode",
-            toks.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let (ok, _, stderr) = run(&["decode", arg(&toks), "-o", arg(&out)]);
         assert!(!ok, "{text}");
-        assert!(
-            stderr.contains("bad.txt") && stderr.contains(expected),
-            "{stderr}"
-        );
+        assert_contains(&stderr, &["bad.txt", expected]);
         assert!(!out.exists());
     }
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{bin, song};
+use common::{assert_contains, bin, song};
 use museformer::midi;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -107,6 +107,11 @@ fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{col}: {:?}", row[col]))
 }
 
+/// The cells of `row` in the columns `cols`.
+fn cells<'a>(row: &'a BTreeMap<String, String>, cols: &[&str]) -> Vec<&'a str> {
+    cols.iter().map(|c| row[*c].as_str()).collect()
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
@@ -135,29 +140,26 @@ fn check_tables(out: &Path) {
     assert!(close(num(m, "preference"), 0.75));
     assert!(close(num(o, "preference"), 0.25));
     assert!(close(num(b, "preference"), 0.0));
-    assert_eq!(
-        (m["sole_top"].as_str(), m["shared_top"].as_str()),
-        ("3", "3")
-    );
-    assert_eq!(
-        (o["sole_top"].as_str(), o["shared_top"].as_str()),
-        ("0", "3")
-    );
+    let top = ["sole_top", "shared_top"];
+    assert_eq!(cells(m, &top), ["3", "3"]);
+    assert_eq!(cells(o, &top), ["0", "3"]);
 
     // Table 3. Museformer − Baseline = 1..6: 6 wins, exact, W+ = 21, p = 2/64.
     let t3 = read_csv(&out.join("table3.csv"));
     assert_eq!(t3.len(), 2);
     let (vb, vo) = (&t3[0], &t3[1]);
+    let test = [
+        "reference",
+        "model",
+        "wins",
+        "ties",
+        "losses",
+        "n_nonzero",
+        "method",
+    ];
     assert_eq!(
-        [
-            &vb["reference"],
-            &vb["model"],
-            &vb["wins"],
-            &vb["ties"],
-            &vb["losses"],
-            &vb["method"]
-        ],
-        ["Museformer", "Baseline", "6", "0", "0", "exact"]
+        cells(vb, &test),
+        ["Museformer", "Baseline", "6", "0", "0", "6", "exact"]
     );
     assert!(close(num(vb, "w_plus"), 21.0));
     assert!(close(num(vb, "p_value"), 0.03125));
@@ -166,15 +168,8 @@ fn check_tables(out: &Path) {
     // W+ = 6, mean 3, variance 3·4·7/24 − (2³−2)/48 = 3.375, z = 3/√3.375 =
     // 1.632993, p = 2(1 − Φ(z)) = 0.1024704.
     assert_eq!(
-        [
-            &vo["model"],
-            &vo["wins"],
-            &vo["ties"],
-            &vo["losses"],
-            &vo["n_nonzero"],
-            &vo["method"]
-        ],
-        ["Other", "3", "3", "0", "3", "normal"]
+        cells(vo, &test),
+        ["Museformer", "Other", "3", "3", "0", "3", "normal"]
     );
     assert!(close(num(vo, "z"), 1.632993161855452));
     assert!(close(num(vo, "p_value"), 0.10247043485974947));
@@ -203,10 +198,7 @@ fn check_tables(out: &Path) {
     let tex2 = std::fs::read_to_string(out.join("table2.tex")).unwrap();
     assert!(tex2.contains("Museformer & 8.00 $\\pm$ 0.00"), "{tex2}");
     let prov = std::fs::read_to_string(out.join("provenance.json")).unwrap();
-    assert!(
-        prov.contains("\"ratings_blake3\"") && prov.contains("\"units\": 6"),
-        "{prov}"
-    );
+    assert_contains(&prov, &["\"ratings_blake3\"", "\"units\": 6"]);
 }
 
 #[test]
@@ -215,10 +207,7 @@ fn tables_2_and_3_from_a_generated_ratings_file() {
     let ratings = dir.path().join("ratings.csv");
     std::fs::write(&ratings, csv(&rows(), |_, m| m.to_string())).unwrap();
     let printed = stats(&ratings, &dir.path().join("out"), &[]);
-    assert!(
-        printed.contains("6 (rater, group) pairs, 3 models"),
-        "{printed}"
-    );
+    assert_contains(&printed, &["6 (rater, group) pairs, 3 models"]);
     check_tables(&dir.path().join("out"));
 
     // The same ratings under anonymous ids, with a different letter order in each
@@ -449,9 +438,12 @@ fn model_folder(dir: &Path, label: &str, count: u8, seed0: u8) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// The three model folders of the kit tests.
-fn models(root: &Path) -> Vec<(String, PathBuf)> {
-    vec![
+/// A scratch folder with the three model folders of the kit tests and an empty
+/// folder, `programs`, to serve as PATH.
+fn kit_fixture() -> (tempfile::TempDir, Vec<(String, PathBuf)>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let models = vec![
         (
             "Museformer".into(),
             model_folder(&root.join("mf"), "Museformer", 4, 0),
@@ -464,7 +456,10 @@ fn models(root: &Path) -> Vec<(String, PathBuf)> {
             "LabelLin".into(),
             model_folder(&root.join("lin"), "LabelLin", 5, 60),
         ),
-    ]
+    ];
+    let programs = root.join("programs");
+    std::fs::create_dir_all(&programs).unwrap();
+    (dir, models, programs)
 }
 
 fn kit_args(models: &[(String, PathBuf)], out: &Path, extra: &[&str]) -> Vec<String> {
@@ -499,23 +494,16 @@ fn run_owned(args: &[String], path_env: &Path) -> (bool, String) {
 
 #[test]
 fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = models(dir.path());
-    let empty_path = dir.path().join("no-programs");
-    std::fs::create_dir_all(&empty_path).unwrap();
+    let (dir, models, empty_path) = kit_fixture();
     let out = dir.path().join("kit");
     let (ok, text) = run_owned(&kit_args(&models, &out, &[]), &empty_path);
     assert!(ok, "{text}");
     // No fluidsynth on PATH: it says MIDI only, and how to get WAV.
-    assert!(
-        text.contains("MIDI only: fluidsynth is not on PATH"),
-        "{text}"
-    );
+    assert_contains(&text, &["MIDI only: fluidsynth is not on PATH"]);
     let readme = std::fs::read_to_string(out.join("README.txt")).unwrap();
-    assert!(
-        readme.contains("MIDI only")
-            && readme.contains("apt-get install fluidsynth fluid-soundfont-gm"),
-        "{readme}"
+    assert_contains(
+        &readme,
+        &["MIDI only", "apt-get install fluidsynth fluid-soundfont-gm"],
     );
 
     // The key: 3 groups x 3 models, each group one piece of each model under
@@ -682,11 +670,8 @@ fn the_kit_is_anonymous_and_complete_and_its_ratings_round_trip() {
 #[test]
 fn the_kit_renders_wav_with_fluidsynth_and_refuses_short_folders() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let models = models(dir.path());
+    let (dir, models, bin_dir) = kit_fixture();
     // A stand-in fluidsynth that writes its arguments into the -F file.
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir_all(&bin_dir).unwrap();
     let fake = bin_dir.join("fluidsynth");
     std::fs::write(&fake, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$3\"\n").unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();

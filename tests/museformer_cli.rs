@@ -13,13 +13,8 @@ use std::path::{Path, PathBuf};
 /// A prepared dataset of 16 generated songs and a tiny Museformer experiment.
 fn setup(dir: &Path) -> PathBuf {
     let data = tiny_dataset(dir, 16, 6);
-    let exp = format!(
-        "name: tiny-museformer\ndataset: {}\nmodel: {{kind: museformer, layers: 1, hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0, museformer: {{layout: {{fine_grained_bars: [1, 2, 4]}}}}}}\n\
-         train: {{device: cpu, steps: 8, lr: 3.0e-3, warmup: 2, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}}\n\
-         eval: {{lengths: [16, 64, 128]}}\n",
-        data.display()
-    );
-    write(dir, "tiny.yaml", exp.as_bytes())
+    let model = "kind: museformer, layers: 1, museformer: {layout: {fine_grained_bars: [1, 2, 4]}}";
+    tiny_experiment(dir, "tiny-museformer", &data, model, "steps: 8, warmup: 2")
 }
 
 #[test]
@@ -36,31 +31,9 @@ fn museformer_and_its_ablations_train_evaluate_and_generate() {
     .iter()
     .enumerate()
     {
-        let mut args = vec![
-            "train",
-            exp.to_str().unwrap(),
-            "--runs",
-            runs.to_str().unwrap(),
-        ];
-        for s in sets {
-            args.extend(["--set", s]);
-        }
-        let out = run(&args);
-        let run_dir = run_dir(&out);
-        let eval = run(&["eval", run_dir.to_str().unwrap()]);
-        assert!(eval.contains("first    128 tokens: PPL"), "{eval}");
+        let extra: Vec<&str> = sets.iter().flat_map(|s| ["--set", s]).collect();
         let gen = tmp.path().join(format!("gen-{i}"));
-        run(&[
-            "generate",
-            run_dir.to_str().unwrap(),
-            "--num",
-            "1",
-            "--max-len",
-            "120",
-            "--out",
-            gen.to_str().unwrap(),
-        ]);
-        assert!(gen.join("piece-000.mid").exists());
+        train_eval_generate(&exp, &runs, &extra, &gen, 1, 120);
     }
 }
 
@@ -140,37 +113,30 @@ fn ablation_files_give_their_layouts() {
     assert_eq!(layout("museformer-no-coarse.yaml").coarse, Coarse::None);
 }
 
+/// Three bars of 2, 1 and 2 tokens (the first token `<s>` belongs to bar 0).
+const THREE_BARS: &[u8] = b"s-9 o-0 t-35 i-0 p-60 d-4 v-20 b-1 o-0 b-1 o-0 i-0 p-60 d-4 v-20 b-1\n";
+
 #[test]
 fn inspect_layout_writes_the_key_sets_and_a_figure() {
     let tmp = tempfile::tempdir().unwrap();
-    // Three bars of 2, 1 and 2 tokens (the first token `<s>` belongs to bar 0).
-    let tokens = write(
-        tmp.path(),
-        "piece.txt",
-        b"s-9 o-0 t-35 i-0 p-60 d-4 v-20 b-1 o-0 b-1 o-0 i-0 p-60 d-4 v-20 b-1\n",
+    let dir = tmp.path();
+    let tokens = write(dir, "piece.txt", THREE_BARS);
+    let small = root().join("experiments/museformer-small.yaml");
+    let exp = format!(
+        "extends: {}\nmodel: {{museformer: {{layout: {{fine_grained_bars: [2], coarse: all_other}}}}}}\n",
+        small.display()
     );
-    let exp = write(
-        tmp.path(),
-        "exp.yaml",
-        format!(
-            "extends: {}\nmodel: {{museformer: {{layout: {{fine_grained_bars: [2], coarse: all_other}}}}}}\n",
-            root().join("experiments/museformer-small.yaml").display()
-        )
-        .as_bytes(),
-    );
-    let png = tmp.path().join("layout.png");
-    let json = tmp.path().join("layout.json");
-    run(&[
-        "inspect",
-        "layout",
-        exp.to_str().unwrap(),
+    let exp = write(dir, "exp.yaml", exp.as_bytes());
+    let (png, json) = (dir.join("layout.png"), dir.join("layout.json"));
+    let files = [
         "--tokens",
-        tokens.to_str().unwrap(),
+        arg(&tokens),
         "--out",
-        png.to_str().unwrap(),
+        arg(&png),
         "--json",
-        json.to_str().unwrap(),
-    ]);
+        arg(&json),
+    ];
+    run(&[&["inspect", "layout", arg(&exp)][..], &files].concat());
     assert!(std::fs::metadata(&png).unwrap().len() > 100);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -200,31 +166,29 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
 #[test]
 fn bench_attention_and_decode_measure_and_write_their_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let exp = setup(tmp.path());
-    let full = write(
-        tmp.path(),
-        "full.yaml",
-        format!(
-            "extends: {}\nname: tiny-full\nmodel: {{kind: transformer}}\n",
-            exp.display()
-        )
-        .as_bytes(),
+    let dir = tmp.path();
+    let exp = setup(dir);
+    let full = format!(
+        "extends: {}\nname: tiny-full\nmodel: {{kind: transformer}}\n",
+        exp.display()
     );
-    let out = tmp.path().join("bench");
+    let full = write(dir, "full.yaml", full.as_bytes());
+    // `bench attention` at 64 and 128 tokens into `out`: its rows.
+    let attention = |experiments: &str, extra: &[&str], out: &Path| {
+        let args = [
+            "bench",
+            "attention",
+            "--experiments",
+            experiments,
+            "--lengths",
+            "64,128",
+        ];
+        run(&[&args[..], extra, &["--out", arg(out)]].concat());
+        museformer::bench::read_csv(&out.join("attention.csv")).unwrap()
+    };
+    let out = dir.join("bench");
     let experiments = format!("{},{}", exp.display(), full.display());
-    run(&[
-        "bench",
-        "attention",
-        "--experiments",
-        &experiments,
-        "--lengths",
-        "64,128",
-        "--repeats",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let rows = museformer::bench::read_csv(&out.join("attention.csv")).unwrap();
+    let rows = attention(&experiments, &["--repeats", "1"], &out);
     assert_eq!(rows.len(), 4);
     for m in &rows {
         assert_eq!(m.status, "ok", "{m:?}");
@@ -239,33 +203,23 @@ fn bench_attention_and_decode_measure_and_write_their_files() {
     }
     // A length the process cannot reach within the memory limit is recorded as out
     // of memory, and the longer lengths are skipped.
-    let out2 = tmp.path().join("bench2");
-    run(&[
-        "bench",
-        "attention",
-        "--experiments",
-        exp.to_str().unwrap(),
-        "--lengths",
-        "64,128",
-        "--memory-limit-gb",
-        "0.01",
-        "--out",
-        out2.to_str().unwrap(),
-    ]);
-    let rows = museformer::bench::read_csv(&out2.join("attention.csv")).unwrap();
+    let rows = attention(
+        arg(&exp),
+        &["--memory-limit-gb", "0.01"],
+        &dir.join("bench2"),
+    );
     assert!(rows[0].status.starts_with("out of memory"), "{rows:?}");
     assert_eq!(rows[1].status, "skipped");
 
-    let text = run(&[
-        "bench",
-        "decode",
+    let decode = [
         "--experiment",
-        exp.to_str().unwrap(),
+        arg(&exp),
         "--length",
         "100",
         "--samples",
         "3",
-    ]);
+    ];
+    let text = run(&[&["bench", "decode"][..], &decode].concat());
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["length"], 100);
     assert_eq!(v["prefix_forward_seconds"].as_array().unwrap().len(), 3);

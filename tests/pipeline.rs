@@ -7,18 +7,8 @@
 mod common;
 
 use common::*;
-use museformer::midi;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Instant;
-
-fn museformer(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    run(args)
-}
 
 /// The stages a run's output says ran and were reused.
 fn stages(stdout: &str, verb: &str) -> Vec<String> {
@@ -46,13 +36,8 @@ const ALL: [&str; 11] = [
 
 /// 30 generated songs, a dataset file, a tiny experiment and a two-row suite.
 fn setup(dir: &Path, steps: usize) -> PathBuf {
-    for i in 0..30u8 {
-        write(
-            &dir.join("midi"),
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 6 + (i % 4) as u64)),
-        );
-    }
+    let file = |i: u8| (format!("s{i:02}.mid"), 6 + u64::from(i % 4));
+    write_songs(&dir.join("midi"), 0..30, file);
     let d = dir.display();
     write(
         dir,
@@ -70,6 +55,25 @@ fn setup(dir: &Path, steps: usize) -> PathBuf {
           train: {device: cpu, steps: 30, lr: 3.0e-3, warmup: 5, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200}\n",
     );
     suite(dir, &format!("train.steps={steps}"))
+}
+
+/// A suite file with the folders it runs in.
+struct Suite {
+    file: PathBuf,
+    work: PathBuf,
+    results: PathBuf,
+}
+
+impl Suite {
+    /// The arguments of `museformer VERB SUITE --work WORK --results RESULTS EXTRA…`.
+    fn args<'a>(&'a self, verb: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let (file, work, results) = (arg(&self.file), arg(&self.work), arg(&self.results));
+        [
+            &[verb, file, "--work", work, "--results", results][..],
+            extra,
+        ]
+        .concat()
+    }
 }
 
 /// Writes the suite file with one `set:` entry.
@@ -92,39 +96,29 @@ fn suite(dir: &Path, set: &str) -> PathBuf {
 fn a_suite_runs_once_then_reuses_its_stages() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let suite_file = setup(dir, 20);
-    let work = dir.join("work");
-    let results = dir.join("results");
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "reproduce",
-            suite_file.to_str().unwrap(),
-            "--work",
-            work.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        ok(&args)
+    let tiny = Suite {
+        file: setup(dir, 20),
+        work: dir.join("work"),
+        results: dir.join("results"),
+    };
+    let (work, out) = (&tiny.work, tiny.results.join("tiny"));
+    let reproduce = |extra: &[&str]| run(&tiny.args("reproduce", extra));
+    // Table 1 in three formats, each figure as PNG and SVG, the provenance and a README.
+    let mut files: Vec<String> = ["md", "csv", "tex"].map(|e| format!("table1.{e}")).into();
+    for figure in ["figure3", "appendix-c"] {
+        files.extend(["png", "svg"].map(|e| format!("{figure}.{e}")));
+    }
+    files.extend(["provenance.json".to_string(), "README.md".to_string()]);
+    let assert_results = || {
+        for f in &files {
+            assert!(out.join(f).is_file(), "{f} missing");
+        }
     };
 
-    let first = run(&[]);
+    let first = reproduce(&[]);
     assert_eq!(stages(&first, "run     "), ALL, "{first}");
     assert!(stages(&first, "cached  ").is_empty(), "{first}");
-    let out = results.join("tiny");
-    for f in [
-        "table1.md",
-        "table1.csv",
-        "table1.tex",
-        "figure3.png",
-        "figure3.svg",
-        "appendix-c.png",
-        "appendix-c.svg",
-        "provenance.json",
-        "README.md",
-    ] {
-        assert!(out.join(f).is_file(), "{f} missing");
-    }
+    assert_results();
     let table = std::fs::read_to_string(out.join("table1.md")).unwrap();
     assert!(
         table.contains("| model | PPL@16 | paper PPL@1024 |"),
@@ -147,18 +141,18 @@ fn a_suite_runs_once_then_reuses_its_stages() {
 
     // Again: every stage is reused, in seconds.
     let start = Instant::now();
-    let second = run(&[]);
+    let second = reproduce(&[]);
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(stages(&second, "cached  "), ALL, "{second}");
     assert!(stages(&second, "run     ").is_empty(), "{second}");
     assert!(secs < 20.0, "the cached run took {secs:.1} s");
 
     // --force redoes the named stage; the same outputs keep what follows.
-    let forced = run(&["--force", "similarity"]);
+    let forced = reproduce(&["--force", "similarity"]);
     assert_eq!(stages(&forced, "run     "), ["similarity"], "{forced}");
     assert_eq!(stages(&forced, "cached  ").len(), ALL.len() - 1, "{forced}");
     // A kind names every stage of that kind.
-    let forced = run(&["--force", "generate"]);
+    let forced = reproduce(&["--force", "generate"]);
     let ran = stages(&forced, "run     ");
     assert!(
         ran.starts_with(&["generate:tiny-a".to_string()])
@@ -169,7 +163,7 @@ fn a_suite_runs_once_then_reuses_its_stages() {
 
     // A deleted output reruns its stage.
     std::fs::remove_dir_all(work.join("tiny/generated/tiny-b")).unwrap();
-    let again = run(&[]);
+    let again = reproduce(&[]);
     assert!(
         stages(&again, "run     ").starts_with(&["generate:tiny-b".to_string()]),
         "{again}"
@@ -179,13 +173,13 @@ fn a_suite_runs_once_then_reuses_its_stages() {
     // the same weights keep what follows.
     let stages_dir = work.join("tiny/stages");
     std::fs::remove_file(stages_dir.join("train.tiny-a.json")).unwrap();
-    let resumed = run(&[]);
+    let resumed = reproduce(&[]);
     assert!(resumed.contains("resuming train:tiny-a"), "{resumed}");
     assert_eq!(stages(&resumed, "run     "), ["train:tiny-a"], "{resumed}");
     // A run folder started under another key is not resumed but redone.
     std::fs::write(stages_dir.join("train.tiny-a.started"), "another key").unwrap();
     std::fs::remove_file(stages_dir.join("train.tiny-a.json")).unwrap();
-    let redone = run(&[]);
+    let redone = reproduce(&[]);
     assert!(!redone.contains("resuming"), "{redone}");
     assert!(
         stages(&redone, "run     ").starts_with(&["train:tiny-a".to_string()]),
@@ -194,7 +188,7 @@ fn a_suite_runs_once_then_reuses_its_stages() {
 
     // A changed setting reruns what it reaches: training and what follows, not the data.
     suite(dir, "train.steps=21");
-    let changed = run(&[]);
+    let changed = reproduce(&[]);
     let ran = stages(&changed, "run     ");
     assert!(
         ran.contains(&"train:tiny-a".into()) && ran.contains(&"train:tiny-b".into()),
@@ -208,15 +202,8 @@ fn a_suite_runs_once_then_reuses_its_stages() {
 
     // The report alone rewrites the results from the finished stages.
     std::fs::remove_dir_all(&out).unwrap();
-    ok(&[
-        "report",
-        suite_file.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    assert!(out.join("table1.tex").is_file());
+    run(&tiny.args("report", &[]));
+    assert_results();
     // With a listening test's ratings the report adds Tables 2 and 3.
     let ratings = write(
         dir,
@@ -230,16 +217,7 @@ r2,1,Tiny B,4,5,4,3
 r3,1,Tiny B,6,5,5,4
 ",
     );
-    ok(&[
-        "report",
-        suite_file.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--ratings",
-        ratings.to_str().unwrap(),
-    ]);
+    run(&tiny.args("report", &["--ratings", arg(&ratings)]));
     let table3 = std::fs::read_to_string(out.join("table3.md")).unwrap();
     assert!(table3.contains("Tiny B"), "{table3}");
     assert!(out.join("table2.tex").is_file());
@@ -253,35 +231,13 @@ r3,1,Tiny B,6,5,5,4
     let good = std::fs::read_to_string(&record).unwrap();
     assert!(good.contains("\"perplexity\""), "{good}");
     std::fs::write(&record, good.replace("\"perplexity\"", "\"perplexities\"")).unwrap();
-    let bad = museformer(&[
-        "report",
-        suite_file.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(
-        !bad.status.success() && err.contains("eval.tiny-a.json") && err.contains("perplexit"),
-        "{err}"
-    );
+    let err = fails(&tiny.args("report", &[]));
+    assert_contains(&err, &["eval.tiny-a.json", "perplexit"]);
     std::fs::write(&record, good).unwrap();
 
     // A bad --force value lists the stages.
-    let bad = museformer(&[
-        "reproduce",
-        suite_file.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-        "--force",
-        "trian",
-    ]);
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(
-        !bad.status.success() && err.contains("trian") && err.contains("train:tiny-a"),
-        "{err}"
-    );
+    let err = fails(&tiny.args("reproduce", &["--force", "trian"]));
+    assert_contains(&err, &["trian", "train:tiny-a"]);
 }
 
 #[test]
@@ -291,50 +247,31 @@ fn bad_suites_name_what_is_missing() {
     let d = dir.display();
     write(dir, "data.yaml", format!("name: d\nmidi_dir: {d}/nowhere\nout: {d}/o\nmissing_help: download lmd_full.tar.gz and extract it\n").as_bytes());
     write(dir, "e.yaml", b"name: e\n");
-    let missing_exp = write(
-        dir,
-        "s1.yaml",
-        format!("name: s\ndataset: {d}/data.yaml\nreference: A\nrows:\n  - {{label: A, experiment: {d}/museformer-small.yaml}}\n").as_bytes(),
-    );
-    let out = museformer(&["reproduce", missing_exp.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains("s1.yaml")
-            && err.contains("museformer-small.yaml")
-            && err.contains("does not exist"),
-        "{err}"
-    );
-    let missing_data = write(
-        dir,
-        "s2.yaml",
-        format!("name: s\ndataset: {d}/data.yaml\nreference: A\nrows:\n  - {{label: A, experiment: {d}/e.yaml}}\n").as_bytes(),
-    );
-    let out = museformer(&[
-        "reproduce",
-        missing_data.to_str().unwrap(),
-        "--work",
-        dir.join("w").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains("nowhere")
-            && err.contains("download lmd_full.tar.gz"),
-        "{err}"
-    );
-    // The report of a suite that never ran says what to run.
-    let out = museformer(&[
-        "report",
-        missing_data.to_str().unwrap(),
-        "--work",
-        dir.join("w").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("museformer reproduce"),
-        "{err}"
-    );
+    // A one-row suite on `data.yaml` whose row runs `dir/EXPERIMENT`.
+    let suite = |name: &str, experiment: &str| {
+        let yaml = format!("name: s\ndataset: {d}/data.yaml\nreference: A\nrows:\n  - {{label: A, experiment: {d}/{experiment}}}\n");
+        write(dir, name, yaml.as_bytes())
+    };
+    let missing_exp = suite("s1.yaml", "museformer-small.yaml");
+    let missing_data = suite("s2.yaml", "e.yaml");
+    let w = dir.join("w");
+    for (args, expected) in [
+        (
+            vec!["reproduce", arg(&missing_exp)],
+            vec!["s1.yaml", "museformer-small.yaml", "does not exist"],
+        ),
+        (
+            vec!["reproduce", arg(&missing_data), "--work", arg(&w)],
+            vec!["nowhere", "download lmd_full.tar.gz"],
+        ),
+        // The report of a suite that never ran says what to run.
+        (
+            vec!["report", arg(&missing_data), "--work", arg(&w)],
+            vec!["museformer reproduce"],
+        ),
+    ] {
+        assert_contains(&fails(&args), &expected);
+    }
     // The repository's suites name the paper's rows; the paper suite explains LMD.
     let paper = std::fs::read_to_string(root().join("experiments/suites/paper.yaml")).unwrap();
     assert!(paper.contains("lmd_full.tar.gz") && paper.contains("colinraffel.com"));

@@ -8,10 +8,29 @@ use museformer::data::{Manifest, Split, TokenStore};
 use museformer::midi;
 use museformer::tokens::{self, EncodeOptions, Vocab};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn prepare(args: &[&str]) -> (bool, String, String) {
     output(&[&["data", "prepare"], args].concat())
+}
+
+/// `museformer data prepare --midi-dir MIDI_DIR --out OUT`.
+fn prepare_dirs(midi_dir: &Path, out: &Path) -> (bool, String, String) {
+    prepare(&["--midi-dir", arg(midi_dir), "--out", arg(out)])
+}
+
+/// A scratch folder whose `midi` folder holds, for each `i` of `seeds`, the song
+/// `song(i, bars)` as `name`, where `(name, bars)` is `file(i)`; returns it with its
+/// `midi` folder and `ds`, the folder to prepare into.
+fn midi_folder(
+    seeds: std::ops::Range<u8>,
+    file: impl Fn(u8) -> (String, u64),
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let midi_dir = tmp.path().join("midi");
+    write_songs(&midi_dir, seeds, file);
+    let out = tmp.path().join("ds");
+    (tmp, midi_dir, out)
 }
 
 fn rejects(dir: &Path) -> HashMap<String, String> {
@@ -27,15 +46,8 @@ fn rejects(dir: &Path) -> HashMap<String, String> {
 
 #[test]
 fn bad_files_are_rejected_with_reasons_and_the_batch_goes_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let midi_dir = tmp.path().join("midi");
-    for i in 0..6u8 {
-        write(
-            &midi_dir,
-            &format!("good/song{i}.mid"),
-            &midi::to_bytes(&song(i, 3 + i as u64)),
-        );
-    }
+    let file = |i: u8| (format!("good/song{i}.mid"), 3 + u64::from(i));
+    let (_tmp, midi_dir, out) = midi_folder(0..6, file);
     write(
         &midi_dir,
         "more/song0-again.MID",
@@ -50,13 +62,7 @@ fn bad_files_are_rejected_with_reasons_and_the_batch_goes_on() {
     for (name, bytes, _) in &bad {
         write(&midi_dir, &format!("bad/{name}"), bytes);
     }
-    let out = tmp.path().join("ds");
-    let (ok, stdout, stderr) = prepare(&[
-        "--midi-dir",
-        midi_dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, stdout, stderr) = prepare_dirs(&midi_dir, &out);
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains(&format!("6 encoded, {} rejected", bad.len() + 1)),
@@ -117,34 +123,15 @@ fn bad_files_are_rejected_with_reasons_and_the_batch_goes_on() {
     );
 
     // A second run on the same input does nothing and says so.
-    let (ok, stdout, _) = prepare(&[
-        "--midi-dir",
-        midi_dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, stdout, _) = prepare_dirs(&midi_dir, &out);
     assert!(ok && stdout.contains("up to date"), "{stdout}");
 }
 
 #[test]
 fn splits_are_stable_when_files_are_added() {
-    let tmp = tempfile::tempdir().unwrap();
-    let midi_dir = tmp.path().join("midi");
-    for i in 0..40u8 {
-        write(
-            &midi_dir,
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 2 + (i % 5) as u64)),
-        );
-    }
-    let out = tmp.path().join("ds");
-    let args = [
-        "--midi-dir",
-        midi_dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    assert!(prepare(&args).0);
+    let file = |i: u8| (format!("s{i:02}.mid"), 2 + u64::from(i % 5));
+    let (_tmp, midi_dir, out) = midi_folder(0..40, file);
+    assert!(prepare_dirs(&midi_dir, &out).0);
     let split_of = |dir: &Path| -> HashMap<String, String> {
         let meta = std::fs::read_to_string(dir.join("metadata.csv")).unwrap();
         meta.lines()
@@ -162,14 +149,8 @@ fn splits_are_stable_when_files_are_added() {
         counts(&before, "train") >= 24 && counts(&before, "valid") + counts(&before, "test") >= 2,
         "{before:?}"
     );
-    for i in 40..60u8 {
-        write(
-            &midi_dir,
-            &format!("s{i:02}.mid"),
-            &midi::to_bytes(&song(i, 3)),
-        );
-    }
-    let (ok, stdout, _) = prepare(&args);
+    write_songs(&midi_dir, 40..60, |i| (format!("s{i:02}.mid"), 3));
+    let (ok, stdout, _) = prepare_dirs(&midi_dir, &out);
     assert!(ok && !stdout.contains("up to date"), "{stdout}");
     let after = split_of(&out);
     assert_eq!(after.len(), 60);
@@ -185,21 +166,12 @@ fn splits_are_stable_when_files_are_added() {
 
 #[test]
 fn dataset_files_apply_the_4_4_filter_lmd6_merge_and_split_lists() {
-    let tmp = tempfile::tempdir().unwrap();
-    let midi_dir = tmp.path().join("midi");
-    for i in 0..4u8 {
-        write(
-            &midi_dir,
-            &format!("a{i}.mid"),
-            &midi::to_bytes(&song(i, 2)),
-        );
-    }
+    let (tmp, midi_dir, out) = midi_folder(0..4, |i| (format!("a{i}.mid"), 2));
     write(&midi_dir, "waltz.mid", &midi::to_bytes(&waltz(9)));
     let lists = tmp.path().join("lists");
     write(&lists, "train.txt", b"a0\n# comment\na1.mid\n");
     write(&lists, "valid.txt", b"some/folder/a2.mid\n");
     write(&lists, "test.txt", b"waltz\n");
-    let out = tmp.path().join("ds");
     let yaml = format!(
         "name: t\nmidi_dir: {}\nout: {}\nnormalize: {{only_4_4: true, lmd6: true}}\n\
          encoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\n\
@@ -228,27 +200,22 @@ fn dataset_files_apply_the_4_4_filter_lmd6_merge_and_split_lists() {
 #[test]
 fn config_errors_name_the_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = write(
-        tmp.path(),
-        "bad.yaml",
-        b"name: x\nmidi_dir: m\nout: o\nnormalise: {}\n",
-    );
-    let (ok, _, stderr) = prepare(&[cfg.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("bad.yaml") && stderr.contains("normalise") && stderr.contains("line 4"),
-        "{stderr}"
-    );
-    let missing = write(
-        tmp.path(),
-        "missing.yaml",
-        b"name: x\nmidi_dir: nowhere\nout: o\nmissing_help: fetch it first\n",
-    );
-    let (ok, _, stderr) = prepare(&[missing.to_str().unwrap()]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("nowhere") && stderr.contains("fetch it first"),
-        "{stderr}"
-    );
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    for (name, yaml, expected) in [
+        (
+            "bad.yaml",
+            "name: x\nmidi_dir: m\nout: o\nnormalise: {}\n",
+            &["bad.yaml", "normalise", "line 4"][..],
+        ),
+        (
+            "missing.yaml",
+            "name: x\nmidi_dir: nowhere\nout: o\nmissing_help: fetch it first\n",
+            &["nowhere", "fetch it first"],
+        ),
+    ] {
+        let cfg = write(tmp.path(), name, yaml.as_bytes());
+        let (ok, _, stderr) = prepare(&[arg(&cfg)]);
+        assert!(!ok, "{name} was accepted");
+        assert_contains(&stderr, expected);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
 }

@@ -4,6 +4,9 @@
 //! than an interval, inputs on different grids. Every case ends in a clear message
 //! or a counted skip, and no output holds NaN.
 
+mod common;
+
+use common::assert_contains;
 use museformer::cli::stats::{run, StatsCommand};
 use museformer::data::{DatasetConfig, Split};
 use museformer::midi::{to_bytes, Note, Score, Track};
@@ -230,10 +233,7 @@ fn bad_inputs_give_clear_messages() {
     let broken = dir.path().join("broken");
     write(&broken, "x.mid", b"garbage");
     let text = err_text(input::load(&broken, &opts));
-    assert!(
-        text.contains("no file of") && text.contains("x.mid"),
-        "{text}"
-    );
+    assert_contains(&text, &["no file of", "x.mid"]);
     let good = dir.path().join("good");
     write(&good, "a.mid", &piece(&[A, B]));
     assert!(err_text(input::load(&good, &options(0))).contains("at least 1"));
@@ -253,10 +253,7 @@ fn bad_inputs_give_clear_messages() {
         ..options(4)
     };
     let split_text = err_text(input::load(&data, &valid));
-    assert!(
-        split_text.contains("no songs in the valid split"),
-        "{split_text}"
-    );
+    assert_contains(&split_text, &["no songs in the valid split"]);
     let folder = input::load(&good, &valid).unwrap();
     assert_eq!((folder.split, folder.distribution.counts.songs), (None, 1));
 
@@ -284,10 +281,7 @@ fn bad_inputs_give_clear_messages() {
         max_interval: 4,
         read,
     }));
-    assert!(
-        text.contains("no interval in 1..=4 has bar pairs in both"),
-        "{text}"
-    );
+    assert_contains(&text, &["no interval in 1..=4 has bar pairs in both"]);
 }
 
 #[test]

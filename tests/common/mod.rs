@@ -161,13 +161,8 @@ pub fn run(args: &[&str]) -> String {
 /// `min_bars + 3` bars in `dir` (MIDI in `midi/`, the store in `data/`); returns its
 /// dataset file.
 pub fn tiny_dataset(dir: &Path, songs: u8, min_bars: u64) -> PathBuf {
-    for i in 0..songs {
-        write(
-            &dir.join("midi"),
-            &format!("s{i:02}.mid"),
-            &museformer::midi::to_bytes(&song(i, min_bars + (i % 4) as u64)),
-        );
-    }
+    let file = |i: u8| (format!("s{i:02}.mid"), min_bars + u64::from(i % 4));
+    write_songs(&dir.join("midi"), 0..songs, file);
     let yaml = format!(
         "name: tiny\nmidi_dir: {0}/midi\nout: {0}/data\nencoding: {{ignore_ts: true, inst_order: lmd6, pos_per_beat: 16}}\nsplit:\n  hash: {{seed: 0, ratios: [2, 1, 1]}}\n",
         dir.display()
@@ -241,4 +236,82 @@ pub fn generate(run_dir: &Path, out: &Path, num: usize, max_len: usize) -> Strin
         "--out",
         out.to_str().unwrap(),
     ])
+}
+
+/// A path as a command-line argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+/// Asserts that `text` contains each of `parts`, showing the text where one is missing.
+#[track_caller]
+pub fn assert_contains(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "`{part}` is missing from:\n{text}");
+    }
+}
+
+/// For each `i` of `seeds`, writes the MIDI file of [`song`]`(i, bars)` as `dir/name`,
+/// where `(name, bars)` is `file(i)`.
+pub fn write_songs(
+    dir: &Path,
+    seeds: impl IntoIterator<Item = u8>,
+    file: impl Fn(u8) -> (String, u64),
+) {
+    for i in seeds {
+        let (name, bars) = file(i);
+        write(dir, &name, &midi::to_bytes(&song(i, bars)));
+    }
+}
+
+/// A tiny experiment file `dir/NAME.yaml` on the dataset file `data`: 32 wide with 2
+/// heads, trained on the CPU on 200-token samples, evaluated on the first 16, 64 and
+/// 128 tokens. `model` and `train` are further keys of those sections (the model's
+/// `layers` and the training's `steps` and `warmup` among them), as YAML flow-map
+/// entries.
+pub fn tiny_experiment(dir: &Path, name: &str, data: &Path, model: &str, train: &str) -> PathBuf {
+    let yaml = format!(
+        "name: {name}\ndataset: {}\n\
+         model: {{hidden: 32, heads: 2, ffn: 64, token_embed: 32, bar_embed: 8, beat_embed: 8, dropout: 0.1, attention_dropout: 0.0, {model}}}\n\
+         train: {{device: cpu, lr: 3.0e-3, batch_tokens: 400, valid_every: 0, checkpoint_every: 0, max_tokens: 200, valid_max_tokens: 200, {train}}}\n\
+         eval: {{lengths: [16, 64, 128]}}\n",
+        data.display()
+    );
+    write(dir, &format!("{name}.yaml"), yaml.as_bytes())
+}
+
+/// The arguments of `museformer train EXP --runs RUNS EXTRA…`.
+pub fn train_args<'a>(exp: &'a Path, runs: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    [&["train", arg(exp), "--runs", arg(runs)][..], extra].concat()
+}
+
+/// Runs `museformer train EXP --runs RUNS EXTRA…` and returns the run folder.
+pub fn train(exp: &Path, runs: &Path, extra: &[&str]) -> PathBuf {
+    run_dir(&run(&train_args(exp, runs, extra)))
+}
+
+/// Trains `exp` into `runs` (with `extra` arguments to `train`), evaluates the run and
+/// generates `num` pieces of at most `max_len` tokens into `gen`; asserts that the
+/// evaluation printed the perplexities of the first 16 and 128 tokens and that each
+/// piece's MIDI file was written. Returns the run folder.
+pub fn train_eval_generate(
+    exp: &Path,
+    runs: &Path,
+    extra: &[&str],
+    gen: &Path,
+    num: usize,
+    max_len: usize,
+) -> PathBuf {
+    let run_dir = train(exp, runs, extra);
+    let eval = run(&["eval", arg(&run_dir)]);
+    assert_contains(
+        &eval,
+        &["first     16 tokens: PPL", "first    128 tokens: PPL"],
+    );
+    generate(&run_dir, gen, num, max_len);
+    for i in 0..num {
+        let piece = gen.join(format!("piece-{i:03}.mid"));
+        assert!(piece.exists(), "{} was not written", piece.display());
+    }
+    run_dir
 }
