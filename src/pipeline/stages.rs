@@ -7,6 +7,7 @@ use super::stage::{hash_outputs, stage_key, StageOutput, StageRecord};
 use super::suite::Row;
 use crate::data::{self, DatasetConfig, Split};
 use crate::eval::PplRow;
+use crate::run::RunPaths;
 use crate::structure::input::{self, LoadOptions};
 use crate::structure::{
     similarity_distribution, similarity_error, Distribution, InstrumentSelection,
@@ -16,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The record of `prepare`: the dataset's size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,20 +239,6 @@ pub(super) fn training_distribution(work: &super::WorkFolder) -> Result<Training
     crate::io::read_json(&work.distribution())
 }
 
-/// The checkpoint files evaluation and generation read (best and last).
-fn checkpoint_files(run_dir: &Path) -> Vec<PathBuf> {
-    ["best", "last"]
-        .iter()
-        .map(|c| {
-            run_dir
-                .join("checkpoints")
-                .join(c)
-                .join("model.safetensors")
-        })
-        .filter(|p| p.is_file())
-        .collect()
-}
-
 pub(super) fn train(
     r: &mut Runner,
     row: &Row,
@@ -262,6 +249,7 @@ pub(super) fn train(
     let key = stage_key(&name, &cfg, &[&prepared.output_hash], &r.code)?;
     let root = r.work.train(row);
     let run_dir = cfg.run_dir(&root);
+    let paths = RunPaths::new(&run_dir);
     // Marks which key the run folder's checkpoints belong to, so only an
     // interrupted run of the same stage is resumed.
     let started = r.work.started(&name);
@@ -271,11 +259,8 @@ pub(super) fn train(
         if run_dir.exists() && (r.forced(&name) || !same_start) {
             std::fs::remove_dir_all(&run_dir)
                 .with_context(|| format!("cannot remove {}", run_dir.display()))?;
-        } else if run_dir.join("checkpoints/last").exists() {
-            r.say(&format!(
-                "resuming {name} from {}",
-                run_dir.join("checkpoints/last").display()
-            ));
+        } else if paths.last().exists() {
+            r.say(&format!("resuming {name} from {}", paths.last().display()));
         }
         crate::io::write_atomic(&started, stage_key_now.as_bytes())?;
         let summary = crate::train::train(&cfg, &root, true)?;
@@ -289,7 +274,7 @@ pub(super) fn train(
         }
         let s = &summary.state;
         Ok(Done {
-            output_hash: hash_outputs(&run_dir, &checkpoint_files(&run_dir))?,
+            output_hash: hash_outputs(&run_dir, &paths.weight_files())?,
             outputs: vec![run_dir.clone()],
             output: TrainOutput {
                 run_dir: run_dir.clone(),
