@@ -553,3 +553,28 @@ pub fn bench_encode(files: &[PathBuf], cfg: &DatasetConfig, repeat: usize) -> En
         tokens_per_sec: tokens as f64 / best,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lmd6_uses_the_release_split() {
+        let cfg = DatasetConfig::load(Path::new("experiments/data/lmd6.yaml")).unwrap();
+        let lists = load_split_lists(&cfg.split).unwrap();
+        let count = |s: Split| lists.values().filter(|&&v| v == s).count();
+        assert_eq!(
+            (count(Split::Train), count(Split::Valid), count(Split::Test)),
+            (23_952, 2_994, 2_994)
+        );
+        // The first test file of the release's list, matched by its stem wherever
+        // it lies under the MIDI folder.
+        let rule = &cfg.split;
+        let hash = blake3::hash(b"");
+        assert_eq!(
+            assign_split(rule, &lists, &hash, "5/5100e8147c4ca2fd1fc4f7f35547ea18.mid"),
+            Some(Split::Test)
+        );
+        assert_eq!(assign_split(rule, &lists, &hash, "0/not-a-listed-song.mid"), None);
+    }
+}
