@@ -91,4 +91,11 @@ fn vocab_lists_every_id_and_the_fairseq_dictionary() {
     assert_eq!(dict, Vocab::new(16).to_fairseq());
     assert!(dict.lines().all(|l| l.ends_with(" 1")));
     assert!(dict.contains("o-127 1\n") && !dict.contains("o-128 1\n"));
+    // The release's dict.txt, in its order, on its grid only.
+    let (ok, release, err) = run(&["vocab", "--release"]);
+    assert!(ok, "{err}");
+    assert_eq!(release, museformer::tokens::release::DICT);
+    assert_eq!(release.lines().nth(2), Some("o-0 1"));
+    let (ok, _, err) = run(&["vocab", "--release", "--pos-per-beat", "12"]);
+    assert!(!ok && err.contains("16 positions"), "{err}");
 }

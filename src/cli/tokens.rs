@@ -57,9 +57,14 @@ pub struct VocabArgs {
     /// fairseq's `token 1` format (without the four special symbols fairseq adds).
     #[arg(long)]
     fairseq: bool,
-    /// Positions per quarter note of the grid.
-    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
-    pos_per_beat: u32,
+    /// The original release's LMD6 `dict.txt`, in its order (so ids agree with the
+    /// release's data and checkpoints), after checking that every token the LMD6
+    /// encoding writes is in it; implies --fairseq and 16 positions per beat.
+    #[arg(long, conflicts_with = "fairseq")]
+    release: bool,
+    /// Positions per quarter note of the grid [default: 12; 16 with --release].
+    #[arg(long)]
+    pos_per_beat: Option<u32>,
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
@@ -82,8 +87,15 @@ pub fn decode(a: DecodeArgs) -> Result<()> {
 }
 
 pub fn vocab(a: VocabArgs) -> Result<()> {
-    let vocab = Vocab::new(a.pos_per_beat);
-    if a.fairseq {
+    let default = if a.release {
+        tokens::release::POS_PER_BEAT
+    } else {
+        tokens::vocab::DEFAULT_POS_PER_BEAT
+    };
+    let vocab = Vocab::new(a.pos_per_beat.unwrap_or(default));
+    if a.release {
+        print!("{}", tokens::release::dict_for(&vocab)?);
+    } else if a.fairseq {
         print!("{}", vocab.to_fairseq());
     } else {
         for id in 0..vocab.len() as u16 {

@@ -572,9 +572,17 @@ mod tests {
         let rule = &cfg.split;
         let hash = blake3::hash(b"");
         assert_eq!(
-            assign_split(rule, &lists, &hash, "5/5100e8147c4ca2fd1fc4f7f35547ea18.mid"),
+            assign_split(
+                rule,
+                &lists,
+                &hash,
+                "5/5100e8147c4ca2fd1fc4f7f35547ea18.mid"
+            ),
             Some(Split::Test)
         );
-        assert_eq!(assign_split(rule, &lists, &hash, "0/not-a-listed-song.mid"), None);
+        assert_eq!(
+            assign_split(rule, &lists, &hash, "0/not-a-listed-song.mid"),
+            None
+        );
     }
 }

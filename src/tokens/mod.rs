@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod encode;
 pub mod key;
+pub mod release;
 pub mod vocab;
 
 pub use decode::{
