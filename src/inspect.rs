@@ -4,9 +4,9 @@
 
 use crate::config::ExperimentConfig;
 use crate::data::DatasetConfig;
+use crate::model::bar_beat_indices;
 use crate::model::layout::{Attends, Layout, LayoutConfig};
 use crate::model::museformer::MuseformerConfig;
-use crate::model::{bar_beat_indices, PositionLimits};
 use crate::plot::{self, FONT};
 use crate::registry::ModelSection;
 use crate::tokens::{parse_tokens, vocab::BOS_ID, Vocab};
@@ -55,12 +55,9 @@ pub fn layout_of(experiment: &Path, tokens: &Path) -> Result<LayoutReport> {
     let toks = parse_tokens(&text, &vocab).with_context(|| format!("{}", tokens.display()))?;
     let mut ids = vec![BOS_ID];
     ids.extend(toks.iter().map(|&t| vocab.id(t)));
-    // Bars are not clamped here: the layout of the whole piece.
-    let limits = PositionLimits {
-        max_bars: i64::MAX,
-        max_beats: i64::MAX,
-    };
-    let (bars, _) = bar_beat_indices(&ids, &vocab, limits);
+    // The bar indices the model reads (never clamped: the layout of the whole
+    // piece, as in training), then the model's own layout function.
+    let (bars, _) = bar_beat_indices(&ids, &vocab, cfg.model.sizes.positions);
     let bars: Vec<usize> = bars.iter().map(|&b| b as usize).collect();
     let layout = Layout::new(&bars);
     let lc = match cfg.model.section {

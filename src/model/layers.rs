@@ -16,6 +16,8 @@ pub struct InputEmbedding {
     bar: Option<nn::Embedding>,
     beat: Option<nn::Embedding>,
     proj: nn::Linear,
+    /// Bars past the table's last row share it.
+    last_bar: i64,
 }
 
 impl InputEmbedding {
@@ -35,14 +37,16 @@ impl InputEmbedding {
             bar: emb("emb_bar", cfg.positions.max_bars, cfg.bar_embed),
             beat: emb("emb_beat", cfg.positions.max_beats, cfg.beat_embed),
             proj: nn::linear(path / "proj", width, cfg.hidden, Default::default()),
+            last_bar: cfg.positions.max_bars - 1,
         }
     }
 
-    /// Embeds `(batch, time)` token, bar and beat indices into `(batch, time, hidden)`.
+    /// Embeds `(batch, time)` token, bar and beat indices into `(batch, time, hidden)`;
+    /// bars past `positions.max_bars - 1` are looked up as the last row.
     pub fn forward(&self, tokens: &Tensor, bars: &Tensor, beats: &Tensor) -> Tensor {
         let mut parts = vec![self.token.forward(tokens)];
         if let Some(bar) = &self.bar {
-            parts.push(bar.forward(bars));
+            parts.push(bar.forward(&bars.clamp_max(self.last_bar)));
         }
         if let Some(beat) = &self.beat {
             parts.push(beat.forward(beats));

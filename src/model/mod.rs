@@ -93,7 +93,9 @@ pub trait LanguageModel: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PositionLimits {
-    /// Bar indices are clamped to `max_bars - 1`.
+    /// Rows of the bar embedding: bar indices are clamped to `max_bars - 1` where
+    /// the embedding looks them up, and only there (Museformer's layout reads the
+    /// true bar of every token, however long the piece).
     pub max_bars: i64,
     /// Beat indices are clamped to `max_beats - 1`.
     pub max_beats: i64,
@@ -110,7 +112,8 @@ impl Default for PositionLimits {
 
 /// Follows a token sequence and gives each token its bar index (the number of bar
 /// ends before it) and beat index (the beat of the latest onset position in its bar,
-/// 0 before the first), both clamped to the limits.
+/// 0 before the first, clamped to `max_beats - 1`). Bar indices are not clamped:
+/// the bar embedding clamps its lookup ([`layers::InputEmbedding`]).
 #[derive(Debug, Clone)]
 pub struct PositionTracker {
     limits: PositionLimits,
@@ -136,10 +139,7 @@ impl PositionTracker {
         if let Some(Token::Position(p)) = token {
             self.beat = p as i64 / self.pos_per_beat as i64;
         }
-        let here = (
-            self.bar.min(self.limits.max_bars - 1),
-            self.beat.min(self.limits.max_beats - 1),
-        );
+        let here = (self.bar, self.beat.min(self.limits.max_beats - 1));
         if token == Some(Token::Bar) {
             self.bar += 1;
             self.beat = 0;
@@ -250,14 +250,45 @@ mod tests {
             beats,
             [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 1, 1, 1, 1, 1, 1]
         );
-        let (bars, _) = bar_beat_indices(
+        // Bars are not clamped by the embedding's limit (the embedding clamps its
+        // lookup); beats are.
+        let (unclamped, beats) = bar_beat_indices(
             &ids,
             &v,
             PositionLimits {
                 max_bars: 1,
-                max_beats: 64,
+                max_beats: 2,
             },
         );
-        assert!(bars.iter().all(|&b| b == 0));
+        assert_eq!(unclamped, bars);
+        assert!(beats.iter().all(|&b| b <= 1));
+    }
+
+    #[test]
+    fn a_600_bar_piece_keeps_its_bars_and_the_layout_sees_them_all() {
+        let v = Vocab::new(16);
+        let bar = ["o-0", "i-80", "p-60", "d-4", "v-20", "b-1"];
+        let text = std::iter::once("t-35")
+            .chain(bar.iter().copied().cycle().take(bar.len() * 600))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let toks = crate::tokens::parse_tokens(&text, &v).unwrap();
+        let mut ids = vec![crate::tokens::vocab::BOS_ID];
+        ids.extend(toks.iter().map(|&t| v.id(t)));
+        let (bars, _) = bar_beat_indices(&ids, &v, PositionLimits::default());
+        assert_eq!(bars.iter().max(), Some(&599));
+        let bars: Vec<usize> = bars.iter().map(|&b| b as usize).collect();
+        let layout = layout::Layout::new(&bars);
+        assert_eq!(layout.bars.len(), 600);
+        // The embedding looks bar 599 up as its last row, 511, without an error.
+        let sizes = ModelSizes::default();
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let embed = layers::InputEmbedding::new(&vs.root(), &sizes, v.len() as i64);
+        let row = |bar: i64| {
+            let t = |x: i64| Tensor::from_slice(&[x]).view([1, 1]);
+            embed.forward(&t(4), &t(bar), &t(0))
+        };
+        assert!(row(599).allclose(&row(511), 0.0, 0.0, false));
+        assert!(!row(510).allclose(&row(511), 1e-6, 1e-6, false));
     }
 }
