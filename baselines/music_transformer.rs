@@ -124,6 +124,7 @@ mod tests {
     use super::*;
     use crate::model::layers::relative_shift;
     use crate::model::testing::*;
+    use crate::model::{Batch, LanguageModel};
     use tch::Device;
 
     fn attention(vs: &nn::VarStore, max_relative: i64) -> RelativeAttention {
@@ -148,6 +149,59 @@ mod tests {
             .rel
             .index_select(1, &dist.view([-1]))
             .view([block.rel.size()[0], len, len, -1])
+    }
+
+    #[test]
+    fn training_on_chunks_of_max_relative_plus_one_trains_every_relative_row() {
+        // A chunk of L positions holds the distances 0..L-1, so with max_relative
+        // L - 1 every row of every layer's table gets a gradient; with
+        // max_relative L the last row, which evaluation uses for every key L or
+        // more tokens back, would stay at its random initialization.
+        tch::manual_seed(4);
+        let len = 12;
+        let rows_trained = |max_relative: i64| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = model(&vs, max_relative).unwrap();
+            let batch = Batch {
+                tokens: Tensor::randint(50, [2, len], (Kind::Int64, Device::Cpu)),
+                bars: Tensor::zeros([2, len], (Kind::Int64, Device::Cpu)),
+                beats: Tensor::zeros([2, len], (Kind::Int64, Device::Cpu)),
+            };
+            m.forward(&batch, true)
+                .square()
+                .mean(Kind::Float)
+                .backward();
+            vs.variables()
+                .iter()
+                .filter(|(name, _)| name.ends_with("emb_rel"))
+                .map(|(name, t)| {
+                    let g = t
+                        .grad()
+                        .abs()
+                        .sum_dim_intlist([0, 2].as_slice(), false, Kind::Float);
+                    let rows = Vec::<f32>::try_from(g).unwrap();
+                    (name.clone(), rows.iter().all(|&r| r > 0.0))
+                })
+                .collect::<Vec<_>>()
+        };
+        let trained = rows_trained(len - 1);
+        assert_eq!(trained.len(), small().layers as usize);
+        for (name, all) in trained {
+            assert!(all, "{name}: a relative row got no gradient");
+        }
+        assert!(rows_trained(len).iter().all(|(_, all)| !all));
+    }
+
+    #[test]
+    fn the_shipped_experiments_train_every_relative_row() {
+        for file in ["music-transformer.yaml", "music-transformer-small.yaml"] {
+            let path = std::path::Path::new("experiments").join(file);
+            let cfg = crate::config::ExperimentConfig::load(&path, &[]).unwrap();
+            let crate::registry::ModelSection::MusicTransformer(mt) = &cfg.model.section else {
+                panic!("{file} is not a Music Transformer");
+            };
+            assert_eq!(mt.max_relative, cfg.train.chunk as i64 - 1, "{file}");
+        }
     }
 
     #[test]
