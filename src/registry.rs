@@ -324,9 +324,10 @@ fn keys_of(value: &impl Serialize) -> Vec<String> {
     }
 }
 
-/// The keys of the shared sizes.
-fn size_keys() -> Vec<String> {
-    keys_of(&ModelSizes::default())
+/// The keys of the shared sizes (found once, from their serialized defaults).
+fn size_keys() -> &'static [String] {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| keys_of(&ModelSizes::default()))
 }
 
 /// The keys inside the section of `kind`.
@@ -627,7 +628,7 @@ mod tests {
             cfg.sizes.hidden = 48;
             let value = serde_yaml::to_value(&cfg).unwrap();
             let keys: BTreeSet<String> = keys_of(&value).into_iter().collect();
-            let mut expected: BTreeSet<String> = size_keys().into_iter().collect();
+            let mut expected: BTreeSet<String> = size_keys().iter().cloned().collect();
             expected.insert("kind".into());
             expected.extend(m.kind.section_key().map(String::from));
             assert_eq!(keys, expected, "{}", m.name);

@@ -448,7 +448,7 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         format: DATASET_FORMAT,
         name: cfg.name.clone(),
         fingerprint: print,
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        created: crate::provenance::now(),
         museformer_version: env!("CARGO_PKG_VERSION").to_string(),
         config: cfg.clone(),
         files: files.len(),

@@ -25,16 +25,16 @@ pub struct GenerateOptions {
     #[arg(long, default_value_t = 1)]
     pub num: usize,
     /// Sample among the k most likely tokens.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = GenerateOptions::default().top_k)]
     pub top_k: i64,
     /// Softmax temperature.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = GenerateOptions::default().temperature)]
     pub temperature: f64,
     /// Sampling seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = GenerateOptions::default().seed)]
     pub seed: u64,
     /// Maximum tokens per piece.
-    #[arg(long, default_value_t = 20_480)]
+    #[arg(long, default_value_t = GenerateOptions::default().max_len)]
     pub max_len: usize,
     /// Token file to continue from (as `museformer encode` prints); not a suite key.
     #[arg(long)]

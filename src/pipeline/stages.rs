@@ -418,16 +418,13 @@ pub(super) fn report(r: &mut Runner, records: &Records) -> Result<StageRecord<Re
         }))
         .collect();
     let attention_hash = match &r.suite.attention {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| {
-                format!(
-                    "the suite's `attention:` file {} cannot be read; run `just bench-attention` \
-                     (or `museformer bench attention --out DIR`) first, or remove the key",
-                    path.display()
-                )
-            })?;
-            blake3::hash(&bytes).to_hex().to_string()
-        }
+        Some(path) => crate::provenance::file_hash(path).with_context(|| {
+            format!(
+                "the suite's `attention:` file {} cannot be read; run `just bench-attention` \
+                 (or `museformer bench attention --out DIR`) first, or remove the key",
+                path.display()
+            )
+        })?,
         None => String::new(),
     };
     inputs.push(attention_hash.as_str());
