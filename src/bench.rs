@@ -493,25 +493,6 @@ fn unique(rows: &[Measurement]) -> Vec<String> {
     names
 }
 
-/// The columns of `attention.csv`, in order, with their types.
-fn csv_schema() -> polars::prelude::Schema {
-    use polars::prelude::*;
-    [
-        ("experiment", DataType::String),
-        ("kind", DataType::String),
-        ("length", DataType::UInt64),
-        ("bars", DataType::UInt64),
-        ("device", DataType::String),
-        ("status", DataType::String),
-        ("peak_mb", DataType::Float64),
-        ("process_peak_mb", DataType::Float64),
-        ("seconds_per_step", DataType::Float64),
-    ]
-    .into_iter()
-    .map(|(name, dtype)| Field::new(name.into(), dtype))
-    .collect()
-}
-
 /// Writes the measurements as CSV (atomically; cells with commas or quotes are
 /// quoted).
 pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
@@ -531,83 +512,22 @@ pub fn write_csv(path: &Path, rows: &[Measurement]) -> Result<()> {
     crate::format::write_csv(path, &mut df)
 }
 
-/// Reads `attention.csv` back (polars' CSV reader, the columns found by name and
-/// typed as [`write_csv`] writes them; extra columns are ignored).
+/// Reads `attention.csv` back: each row into a [`Measurement`] by column name
+/// (extra columns are ignored; a missing column or a cell of the wrong type is an
+/// error naming the file).
 pub fn read_csv(path: &Path) -> Result<Vec<Measurement>> {
-    use polars::prelude::*;
-    let not_ours = |e: PolarsError| {
+    let not_ours = |e: csv::Error| {
         anyhow::anyhow!(
-            "{}: not an attention benchmark CSV ({e}); expected the columns {}",
-            path.display(),
-            csv_schema()
-                .iter_names()
-                .map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+            "{}: not an attention benchmark CSV ({e}); expected the columns \
+             experiment,kind,length,bars,device,status,peak_mb,process_peak_mb,seconds_per_step",
+            path.display()
         )
     };
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_schema_overwrite(Some(Arc::new(csv_schema())))
-        .into_reader_with_file_handle(file)
-        .finish()
-        .map_err(not_ours)?;
-    let text = |name: &str| -> Result<Vec<String>> {
-        Ok(df
-            .column(name)
-            .and_then(|c| c.str())
-            .map_err(not_ours)?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let int = |name: &str| -> Result<Vec<usize>> {
-        df.column(name)
-            .and_then(|c| c.u64())
-            .map_err(not_ours)?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.map(|v| v as usize)
-                    .with_context(|| format!("{} line {}: no `{name}`", path.display(), i + 2))
-            })
-            .collect()
-    };
-    let num = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(df
-            .column(name)
-            .and_then(|c| c.f64())
-            .map_err(not_ours)?
-            .iter()
-            .collect())
-    };
-    let (experiment, kind, device, status) = (
-        text("experiment")?,
-        text("kind")?,
-        text("device")?,
-        text("status")?,
-    );
-    let (length, bars) = (int("length")?, int("bars")?);
-    let (peak, process_peak, seconds) = (
-        num("peak_mb")?,
-        num("process_peak_mb")?,
-        num("seconds_per_step")?,
-    );
-    Ok((0..df.height())
-        .map(|i| Measurement {
-            experiment: experiment[i].clone(),
-            kind: kind[i].clone(),
-            length: length[i],
-            bars: bars[i],
-            device: device[i].clone(),
-            status: status[i].clone(),
-            peak_mb: peak[i],
-            process_peak_mb: process_peak[i],
-            seconds_per_step: seconds[i],
-        })
-        .collect())
+    csv::Reader::from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .deserialize()
+        .map(|row| row.map_err(not_ours))
+        .collect()
 }
 
 /// Figure 4's line colours: the palette of [`plot::COLORS`] in this order (red for
