@@ -12,7 +12,7 @@
 
 use crate::config::{DeviceChoice, ExperimentConfig};
 use crate::data::batch::{batch_loss, TrainBatch};
-use crate::model::{bar_beat_indices, Batch, PositionLimits};
+use crate::model::{bar_beat_indices, Batch};
 use crate::plot::{self, FONT};
 use crate::provenance::Provenance;
 use crate::registry;
@@ -121,11 +121,7 @@ pub fn piece(cfg: &ExperimentConfig, length: usize) -> Result<Piece> {
         anyhow::ensure!(round < 10_000, "the training split has no tokens");
     }
     ids.truncate(length + 1);
-    let limits = PositionLimits {
-        max_bars: i64::MAX,
-        max_beats: cfg.model.sizes.positions.max_beats,
-    };
-    let (bars, beats) = bar_beat_indices(&ids[..length], &vocab, limits);
+    let (bars, beats) = bar_beat_indices(&ids[..length], &vocab);
     let count = bars.last().map_or(0, |&b| b as usize + 1);
     Ok(Piece {
         ids: ids.iter().map(|&x| x as i64).collect(),

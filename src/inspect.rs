@@ -36,6 +36,9 @@ pub struct LayoutReport {
     pub layout: LayoutConfig,
     /// Token strings, `<s>` first (index 0).
     pub symbols: Vec<String>,
+    /// Tokens `0..prefix` are the global prefix (`<s>`): in no bar, seen by every
+    /// token.
+    pub prefix: usize,
     /// Per token.
     pub tokens: Vec<QueryKeys>,
     /// Per bar summary.
@@ -57,9 +60,9 @@ pub fn layout_of(experiment: &Path, tokens: &Path) -> Result<LayoutReport> {
     ids.extend(toks.iter().map(|&t| vocab.id(t)));
     // The bar indices the model reads (never clamped: the layout of the whole
     // piece, as in training), then the model's own layout function.
-    let (bars, _) = bar_beat_indices(&ids, &vocab, cfg.model.sizes.positions);
-    let bars: Vec<usize> = bars.iter().map(|&b| b as usize).collect();
-    let layout = Layout::new(&bars);
+    let (bars, _) = bar_beat_indices(&ids, &vocab);
+    let ids: Vec<i64> = ids.iter().map(|&x| x as i64).collect();
+    let layout = Layout::of_sequence(&ids, &bars);
     let lc = match cfg.model.section {
         ModelSection::Museformer(m) => m.layout,
         _ => MuseformerConfig::default().layout,
@@ -71,9 +74,10 @@ pub fn layout_of(experiment: &Path, tokens: &Path) -> Result<LayoutReport> {
         summaries: a.summaries,
     };
     Ok(LayoutReport {
-        symbols: ids.iter().map(|&id| vocab.symbol(id)).collect(),
+        symbols: ids.iter().map(|&id| vocab.symbol(id as u16)).collect(),
+        prefix: layout.prefix,
         tokens: (0..layout.len())
-            .map(|t| keys(t, bars[t], layout.token(t, &lc)))
+            .map(|t| keys(t, layout.token_bar[t], layout.token(t, &lc)))
             .collect(),
         summaries: (0..layout.bars.len())
             .map(|i| keys(i, i, layout.summary(i)))
@@ -87,11 +91,12 @@ const OWN_BAR: RGBColor = RGBColor(44, 160, 44);
 const FINE: RGBColor = RGBColor(31, 119, 180);
 const COARSE: RGBColor = RGBColor(255, 127, 14);
 const SUMMARIZE: RGBColor = RGBColor(148, 103, 189);
+const PREFIX: RGBColor = RGBColor(127, 127, 127);
 
 /// Draws the layout (PNG or SVG by extension): rows are queries, columns keys, both
 /// in sequence order with each bar's summary after its tokens, as in Figure 2b.
-/// Green: the token's own bar; blue: fine-grained bars; orange: coarse-grained
-/// summaries; purple: summarization.
+/// Gray: the prefix (`<s>`); green: the token's own bar; blue: fine-grained bars;
+/// orange: coarse-grained summaries; purple: summarization.
 pub fn draw(report: &LayoutReport, path: &Path) -> Result<()> {
     // Sequence order: tokens of bar 0, summary 0, tokens of bar 1, summary 1, ...
     let mut order = Vec::new(); // (is_summary, index)
@@ -175,7 +180,9 @@ fn render<DB: DrawingBackend>(
         } else {
             let q = &report.tokens[i];
             for &k in &q.tokens {
-                let color = if report.tokens[k].bar == q.bar {
+                let color = if k < report.prefix {
+                    PREFIX
+                } else if report.tokens[k].bar == q.bar {
                     OWN_BAR
                 } else {
                     FINE
@@ -207,6 +214,7 @@ fn render<DB: DrawingBackend>(
     let y = margin + side + 14;
     let mut x = margin;
     for (label, color) in [
+        ("prefix", PREFIX),
         ("own bar", OWN_BAR),
         ("fine-grained bars", FINE),
         ("coarse-grained summaries", COARSE),

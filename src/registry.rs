@@ -647,7 +647,8 @@ mod tests {
                 layout: LayoutConfig {
                     coarse: Coarse::None,
                     ..LayoutConfig::default()
-                }
+                },
+                ..MuseformerConfig::default()
             })
         );
         // Left out: the defaults; no kind: the Transformer.

@@ -159,6 +159,13 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
         expect_tokens
     );
     assert_eq!(last["summaries"], serde_json::json!([1]));
+    // `<s>` is the prefix: in no bar, it sees only itself.
+    assert_eq!(v["prefix"], 1);
+    assert_eq!(tokens[0]["tokens"], serde_json::json!([0]));
+    assert_eq!(
+        v["summaries"][0]["tokens"],
+        serde_json::json!([1, 2, 3, 4, 5, 6, 7, 8])
+    );
     assert_eq!(v["summaries"][1]["tokens"], serde_json::json!([9, 10]));
     assert_eq!(v["summaries"][1]["summaries"], serde_json::json!([1]));
 }

@@ -5,7 +5,7 @@
 //! all read songs through this module.
 
 use crate::data::TokenStore;
-use crate::model::{bar_beat_indices, Batch, LanguageModel, PositionLimits};
+use crate::model::{bar_beat_indices, Batch, LanguageModel};
 use crate::tokens::vocab::{BOS_ID, EOS_ID, PAD_ID};
 use crate::tokens::Vocab;
 use tch::{Device, Kind, Tensor};
@@ -29,20 +29,14 @@ pub struct Sequence {
 }
 
 /// Builds song `i` truncated to `max_len` positions.
-pub fn sequence(
-    store: &TokenStore,
-    i: usize,
-    vocab: &Vocab,
-    limits: PositionLimits,
-    max_len: usize,
-) -> Sequence {
+pub fn sequence(store: &TokenStore, i: usize, vocab: &Vocab, max_len: usize) -> Sequence {
     let song = store.song(i);
     let mut ids: Vec<u16> = Vec::with_capacity(song.len() + 2);
     ids.push(BOS_ID);
     ids.extend_from_slice(song);
     ids.push(EOS_ID);
     let len = (ids.len() - 1).min(max_len.max(1));
-    let (bars, beats) = bar_beat_indices(&ids[..len], vocab, limits);
+    let (bars, beats) = bar_beat_indices(&ids[..len], vocab);
     Sequence {
         song: i,
         inputs: ids[..len].iter().map(|&x| x as i64).collect(),

@@ -153,13 +153,12 @@ fn sample(logits: &Tensor, opts: &GenerateOptions) -> i64 {
 fn sample_piece(
     model: &dyn LanguageModel,
     vocab: &Vocab,
-    limits: crate::model::PositionLimits,
     prompt: &[u16],
     opts: &GenerateOptions,
     device: Device,
     bar: &ProgressBar,
 ) -> (Vec<u16>, bool) {
-    let mut tracker = PositionTracker::new(vocab, limits);
+    let mut tracker = PositionTracker::new();
     let mut ids: Vec<u16> = vec![BOS_ID];
     ids.extend_from_slice(prompt);
     let mut bars = Vec::new();
@@ -234,7 +233,6 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
             sample_piece(
                 run.model.as_ref(),
                 &run.vocab,
-                run.cfg.model.sizes.positions,
                 &prompt,
                 opts,
                 run.device,

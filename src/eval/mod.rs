@@ -4,7 +4,6 @@
 
 pub mod generate;
 
-use crate::config::ExperimentConfig;
 use crate::data::batch::{sequence, TrainBatch, IGNORE};
 use crate::data::{Split, TokenStore};
 use crate::model::LanguageModel;
@@ -65,7 +64,6 @@ pub fn perplexity(
     model: &dyn LanguageModel,
     store: &TokenStore,
     vocab: &Vocab,
-    cfg: &ExperimentConfig,
     split: Split,
     lengths: &[usize],
     device: tch::Device,
@@ -83,7 +81,7 @@ pub fn perplexity(
     let mut full = vec![0usize; lengths.len()];
     tch::no_grad(|| {
         for &i in &songs {
-            let seq = sequence(store, i, vocab, cfg.model.sizes.positions, longest);
+            let seq = sequence(store, i, vocab, longest);
             let n = seq.targets.len();
             let tb = TrainBatch::collate(&[seq]).to(device);
             let logits = model.forward(&tb.batch, false).to_kind(Kind::Float);
@@ -132,7 +130,6 @@ pub fn evaluate(run_dir: &Path, lengths: Option<Vec<usize>>) -> Result<Vec<PplRo
         run.model.as_ref(),
         &run.store,
         &run.vocab,
-        &run.cfg,
         Split::Test,
         &lengths,
         run.device,
@@ -178,7 +175,6 @@ mod tests {
         w.finish().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
         let vocab = Vocab::new(12);
-        let cfg = ExperimentConfig::default();
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let uniform = registry::build(
             &vs.root(),
@@ -190,7 +186,6 @@ mod tests {
             uniform.as_ref(),
             &store,
             &vocab,
-            &cfg,
             Split::Test,
             &[2, 1024, 5120],
             tch::Device::Cpu,

@@ -4,54 +4,165 @@
 //! model's layer is built on, and the relative-position attention of the Music
 //! Transformer and Transformer-XL.
 
-use super::{Batch, ModelSizes};
+use super::{Batch, ModelSizes, PositionEmbedding};
+use crate::tokens::vocab::BOS_ID;
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-/// The input embedding: `Linear(concat(token, bar, beat))` (Section 4.1: 512 + 256 +
-/// 128 projected to 512). Without bar and beat widths it is a plain token embedding.
+/// The release's sinusoidal table (`SinusoidalEmbedding.get_embedding`, the
+/// tensor2tensor variant): row `p` is `[sin(p·ω_0..h), cos(p·ω_0..h)]` with `h =
+/// dim / 2` and `ω_j = exp(−j·ln(10000)/(h − 1))`, and row 0 (padding: the prefix,
+/// or "no beat") is zero. `(rows, dim)` float32.
+pub fn sinusoids(rows: i64, dim: i64, device: tch::Device) -> Tensor {
+    sinusoid_rows(&Tensor::arange(rows, (Kind::Int64, device)), dim)
+}
+
+/// The rows of [`sinusoids`] for `ids` (any int64 shape), computed directly so no
+/// table limits the index.
+fn sinusoid_rows(ids: &Tensor, dim: i64) -> Tensor {
+    let half = dim / 2;
+    let step = (10000f64).ln() / ((half - 1).max(1)) as f64;
+    let freq = (Tensor::arange(half, (Kind::Float, ids.device())) * -step).exp();
+    let angle = ids.to_kind(Kind::Float).unsqueeze(-1) * freq;
+    let mut rows = Tensor::cat(&[angle.sin(), angle.cos()], -1);
+    if dim % 2 == 1 {
+        let mut shape = ids.size();
+        shape.push(1);
+        rows = Tensor::cat(
+            &[&rows, &Tensor::zeros(shape, (Kind::Float, ids.device()))],
+            -1,
+        );
+    }
+    rows * ids.ne(0).unsqueeze(-1).to_kind(Kind::Float)
+}
+
+/// A bar or beat embedding: fixed sinusoids or a learned table.
+#[derive(Debug)]
+enum Positions {
+    Sinusoidal { dim: i64 },
+    Learned { table: nn::Embedding, last: i64 },
+}
+
+impl Positions {
+    fn new(
+        path: &nn::Path,
+        name: &str,
+        kind: PositionEmbedding,
+        max: i64,
+        dim: i64,
+    ) -> Option<Positions> {
+        (dim > 0).then(|| match kind {
+            PositionEmbedding::Sinusoidal => Positions::Sinusoidal { dim },
+            PositionEmbedding::Learned => Positions::Learned {
+                table: nn::embedding(path / name, max + 1, dim, Default::default()),
+                last: max,
+            },
+        })
+    }
+
+    /// The embedding of ids `(batch, time)` (0: none).
+    fn forward(&self, ids: &Tensor) -> Tensor {
+        match self {
+            Positions::Sinusoidal { dim } => sinusoid_rows(ids, *dim),
+            Positions::Learned { table, last } => table.forward(&ids.clamp_max(*last)),
+        }
+    }
+}
+
+/// The parameter names of an [`InputEmbedding`].
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddingNames {
+    /// The token table.
+    pub token: &'static str,
+    /// The learned bar table.
+    pub bar: &'static str,
+    /// The learned beat table.
+    pub beat: &'static str,
+    /// The projection of the concatenation.
+    pub proj: &'static str,
+}
+
+impl EmbeddingNames {
+    /// The names the baselines use.
+    pub const OURS: EmbeddingNames = EmbeddingNames {
+        token: "emb_token",
+        bar: "emb_bar",
+        beat: "emb_beat",
+        proj: "proj",
+    };
+}
+
+/// The input embedding: `Linear(concat(s·token, bar, beat))` (Section 4.1: 512 + 256 +
+/// 128 projected to 512; `s` = √512 as in fairseq unless `scale_embedding` is off).
+/// The bar id of a music token is its bar + 1 and that of `<s>` (the prefix) 0;
+/// the beat id is the batch's (0: none). Id 0 is the zero vector of the sinusoids
+/// (or row 0 of a learned table), as in the release. Without bar and beat widths
+/// it is a plain token embedding.
 #[derive(Debug)]
 pub struct InputEmbedding {
     token: nn::Embedding,
-    bar: Option<nn::Embedding>,
-    beat: Option<nn::Embedding>,
+    bar: Option<Positions>,
+    beat: Option<Positions>,
     proj: nn::Linear,
-    /// Bars past the table's last row share it.
-    last_bar: i64,
+    scale: f64,
 }
 
 impl InputEmbedding {
-    /// Parameters under `path`.
+    /// Parameters under `path`, with the baselines' names.
     pub fn new(path: &nn::Path, cfg: &ModelSizes, vocab_size: i64) -> InputEmbedding {
-        let emb = |name: &str, n: i64, d: i64| {
-            (d > 0).then(|| nn::embedding(path / name, n, d, Default::default()))
-        };
+        InputEmbedding::named(path, cfg, vocab_size, EmbeddingNames::OURS)
+    }
+
+    /// Parameters under `path` with these names.
+    pub fn named(
+        path: &nn::Path,
+        cfg: &ModelSizes,
+        vocab_size: i64,
+        names: EmbeddingNames,
+    ) -> InputEmbedding {
+        let p = cfg.positions;
         let width = cfg.token_embed + cfg.bar_embed + cfg.beat_embed;
         InputEmbedding {
             token: nn::embedding(
-                path / "emb_token",
+                path / names.token,
                 vocab_size,
                 cfg.token_embed,
                 Default::default(),
             ),
-            bar: emb("emb_bar", cfg.positions.max_bars, cfg.bar_embed),
-            beat: emb("emb_beat", cfg.positions.max_beats, cfg.beat_embed),
-            proj: nn::linear(path / "proj", width, cfg.hidden, Default::default()),
-            last_bar: cfg.positions.max_bars - 1,
+            bar: Positions::new(path, names.bar, p.embedding, p.max_bars, cfg.bar_embed),
+            beat: Positions::new(path, names.beat, p.embedding, p.max_beats, cfg.beat_embed),
+            proj: nn::linear(path / names.proj, width, cfg.hidden, Default::default()),
+            scale: if cfg.scale_embedding {
+                (cfg.token_embed as f64).sqrt()
+            } else {
+                1.0
+            },
         }
     }
 
-    /// Embeds `(batch, time)` token, bar and beat indices into `(batch, time, hidden)`;
-    /// bars past `positions.max_bars - 1` are looked up as the last row.
+    /// The scaled token embedding of ids `(batch, time)`.
+    pub fn tokens(&self, tokens: &Tensor) -> Tensor {
+        self.token.forward(tokens) * self.scale
+    }
+
+    /// The bar embedding of bar ids `(batch, time)` (0: none; bar `i` is id i + 1),
+    /// if the model has one.
+    pub fn bar_ids(&self, ids: &Tensor) -> Option<Tensor> {
+        self.bar.as_ref().map(|b| b.forward(ids))
+    }
+
+    /// Embeds `(batch, time)` token, bar and beat indices into `(batch, time, hidden)`.
     pub fn forward(&self, tokens: &Tensor, bars: &Tensor, beats: &Tensor) -> Tensor {
-        let mut parts = vec![self.token.forward(tokens)];
+        let mut parts = vec![self.tokens(tokens)];
         if let Some(bar) = &self.bar {
-            parts.push(bar.forward(&bars.clamp_max(self.last_bar)));
+            let ids = (bars + 1).masked_fill(&tokens.eq(BOS_ID as i64), 0);
+            parts.push(bar.forward(&ids));
         }
         if let Some(beat) = &self.beat {
             parts.push(beat.forward(beats));
         }
-        self.proj.forward(&Tensor::cat(&parts, -1))
+        let x = Tensor::cat(&parts, -1);
+        self.proj.forward(&x)
     }
 
     /// Embeds a batch.
@@ -60,7 +171,8 @@ impl InputEmbedding {
     }
 }
 
-/// The position-wise feed-forward block: Linear, GELU, dropout, Linear.
+/// The position-wise feed-forward block: Linear, GELU, dropout (`activation_dropout`;
+/// the release has none), Linear.
 #[derive(Debug)]
 pub struct FeedForward {
     up: nn::Linear,
@@ -69,11 +181,22 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
-    /// Parameters under `path`.
+    /// Parameters `up` and `down` under `path`.
     pub fn new(path: &nn::Path, hidden: i64, ffn: i64, dropout: f64) -> FeedForward {
+        FeedForward::named(path, ("up", "down"), hidden, ffn, dropout)
+    }
+
+    /// Parameters with these names under `path`.
+    pub fn named(
+        path: &nn::Path,
+        (up, down): (&str, &str),
+        hidden: i64,
+        ffn: i64,
+        dropout: f64,
+    ) -> FeedForward {
         FeedForward {
-            up: nn::linear(path / "up", hidden, ffn, Default::default()),
-            down: nn::linear(path / "down", ffn, hidden, Default::default()),
+            up: nn::linear(path / up, hidden, ffn, Default::default()),
+            down: nn::linear(path / down, ffn, hidden, Default::default()),
             dropout,
         }
     }
@@ -163,7 +286,7 @@ impl PreNorm {
             ln_attn,
             attn,
             ln_ffn: nn::layer_norm(path / "ln_ffn", vec![cfg.hidden], Default::default()),
-            ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.dropout),
+            ffn: FeedForward::new(&(path / "ffn"), cfg.hidden, cfg.ffn, cfg.activation_dropout),
             dropout: cfg.dropout,
         };
         (block, own)
@@ -248,4 +371,78 @@ pub fn relative_attention(
         .masked_fill(&future, f64::NEG_INFINITY)
         .to_kind(q.kind());
     Tensor::scaled_dot_product_attention(q, k, v, Some(bias), dropout, false, None, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::max_diff;
+    use tch::Device;
+
+    #[test]
+    fn sinusoids_are_the_releases() {
+        let t = sinusoids(70, 8, Device::Cpu);
+        // Row 0 is padding.
+        assert_eq!(t.get(0).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        // Row p: sin(p·ω_j) then cos(p·ω_j), ω_j = 10000^(−j/3) for j < 4.
+        for p in [1i64, 5, 69] {
+            for j in 0..4 {
+                let w = (-(j as f64) * (10000f64).ln() / 3.0).exp();
+                let (sin, cos) = ((p as f64 * w).sin(), (p as f64 * w).cos());
+                assert!(
+                    (t.double_value(&[p, j]) - sin).abs() < 1e-5,
+                    "row {p} sin {j}"
+                );
+                assert!(
+                    (t.double_value(&[p, j + 4]) - cos).abs() < 1e-5,
+                    "row {p} cos {j}"
+                );
+            }
+        }
+        // Looked up by id, far past any table.
+        let ids = Tensor::from_slice(&[0i64, 5, 69, 100_000]).view([1, 4]);
+        let rows = sinusoid_rows(&ids, 8);
+        assert!(
+            max_diff(
+                &rows.get(0).narrow(0, 0, 3),
+                &t.index_select(0, &Tensor::from_slice(&[0i64, 5, 69]))
+            ) < 1e-6
+        );
+        assert!(rows.get(0).get(3).abs().sum(Kind::Float).double_value(&[]) > 1.0);
+    }
+
+    #[test]
+    fn the_input_embedding_scales_tokens_and_numbers_bars_from_one() {
+        let sizes = ModelSizes {
+            hidden: 16,
+            token_embed: 16,
+            bar_embed: 8,
+            beat_embed: 4,
+            ..ModelSizes::default()
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let e = InputEmbedding::new(&vs.root(), &sizes, 20);
+        let t = |v: &[i64]| Tensor::from_slice(v).view([1, -1]);
+        let tok = e.token.forward(&t(&[7]));
+        assert!(max_diff(&e.tokens(&t(&[7])), &(tok * 4.0)) < 1e-6);
+        // Bar 0 of a music token is sinusoid row 1; <s> gets row 0 (zeros).
+        let x = e.forward(&t(&[BOS_ID as i64, 7]), &t(&[0, 0]), &t(&[0, 3]));
+        let concat = |token: i64, bar_row: i64, beat_row: i64| {
+            Tensor::cat(
+                &[
+                    e.tokens(&t(&[token])),
+                    sinusoids(2, 8, Device::Cpu).get(bar_row).view([1, 1, 8]),
+                    sinusoids(4, 4, Device::Cpu).get(beat_row).view([1, 1, 4]),
+                ],
+                -1,
+            )
+        };
+        assert!(
+            max_diff(
+                &x.narrow(1, 0, 1),
+                &e.proj.forward(&concat(BOS_ID as i64, 0, 0))
+            ) < 1e-5
+        );
+        assert!(max_diff(&x.narrow(1, 1, 1), &e.proj.forward(&concat(7, 1, 3))) < 1e-5);
+    }
 }

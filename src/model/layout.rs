@@ -7,10 +7,16 @@
 //!   R(i) = {i − k : k in the fine-grained offsets}, to the earlier tokens of its own
 //!   bar and itself, and to the summaries of the coarse-grained bars: by default
 //!   every other previous bar (aggregation step).
+//! - The **prefix** (`<s>` at the start of a piece, the release's `</s>`) belongs to
+//!   no bar: every token attends to it, it attends only to itself (and earlier
+//!   prefix tokens), and no summary reads it. The release lets its prefix query see
+//!   the first bar as well (its prefix rows are built with the first chunk's); ours
+//!   is causal (docs/museformer.md).
 //!
 //! The efficient attention of the model and the dense reference mask both come from
 //! [`Layout`], so they cannot disagree.
 
+use crate::tokens::vocab::BOS_ID;
 use serde::{Deserialize, Serialize};
 
 /// Which previous bars a token sees through their summaries.
@@ -68,12 +74,15 @@ impl LayoutConfig {
     }
 }
 
-/// The layout of one sequence: tokens grouped in bars.
+/// The layout of one sequence: a prefix, then tokens grouped in bars.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// Bar of each token (non-decreasing).
+    /// Tokens `0..prefix` are the global prefix (0 or 1: `<s>`).
+    pub prefix: usize,
+    /// Bar of each token (non-decreasing; that of a prefix token is its bar index
+    /// in the batch, unused).
     pub token_bar: Vec<usize>,
-    /// Token range `[start, end)` of each bar.
+    /// Token range `[start, end)` of each bar (prefix tokens excluded).
     pub bars: Vec<(usize, usize)>,
 }
 
@@ -88,25 +97,58 @@ pub struct Attends {
 
 impl Layout {
     /// The layout of tokens with these bar indices (non-decreasing; bars without
-    /// tokens are empty ranges).
+    /// tokens are empty ranges), without a prefix.
     pub fn new(token_bar: &[usize]) -> Layout {
+        Layout::with_prefix(0, token_bar)
+    }
+
+    /// The layout whose first `prefix` tokens are the global prefix.
+    pub fn with_prefix(prefix: usize, token_bar: &[usize]) -> Layout {
         assert!(
-            token_bar.windows(2).all(|w| w[0] <= w[1]),
+            prefix <= token_bar.len(),
+            "a prefix longer than the sequence"
+        );
+        let music = &token_bar[prefix..];
+        assert!(
+            music.windows(2).all(|w| w[0] <= w[1]),
             "bar indices must not decrease"
         );
-        let count = token_bar.last().map_or(0, |&b| b + 1);
+        let count = music.last().map_or(0, |&b| b + 1);
         let bars = (0..count)
             .map(|b| {
                 (
-                    token_bar.partition_point(|&x| x < b),
-                    token_bar.partition_point(|&x| x <= b),
+                    prefix + music.partition_point(|&x| x < b),
+                    prefix + music.partition_point(|&x| x <= b),
                 )
             })
             .collect();
         Layout {
+            prefix,
             token_bar: token_bar.to_vec(),
             bars,
         }
+    }
+
+    /// The layout of one sequence as the model reads it, from its token ids and bar
+    /// indices (`(time,)`, padding with `PAD_ID` at the end excluded): a leading
+    /// `<s>` is the prefix (a training chunk that starts mid-piece has none), and
+    /// bar indices are made non-decreasing. Museformer and `inspect layout` both
+    /// build their layout here.
+    pub fn of_sequence(tokens: &[i64], bars: &[i64]) -> Layout {
+        let len = tokens
+            .iter()
+            .rposition(|&t| t != crate::tokens::vocab::PAD_ID as i64)
+            .map_or(0, |p| p + 1);
+        let mut running = 0usize;
+        let bars: Vec<usize> = bars[..len]
+            .iter()
+            .map(|&x| {
+                running = running.max(x.max(0) as usize);
+                running
+            })
+            .collect();
+        let prefix = usize::from(tokens.first() == Some(&(BOS_ID as i64)) && len > 0);
+        Layout::with_prefix(prefix, &bars)
     }
 
     /// Appends a token of bar `bar` (not below the last token's bar; bars skipped
@@ -114,7 +156,9 @@ impl Layout {
     pub fn push(&mut self, bar: usize) {
         let t = self.token_bar.len();
         assert!(
-            self.token_bar.last().is_none_or(|&last| last <= bar),
+            self.token_bar[self.prefix..]
+                .last()
+                .is_none_or(|&last| last <= bar),
             "bar indices must not decrease"
         );
         while self.bars.len() <= bar {
@@ -122,6 +166,16 @@ impl Layout {
         }
         self.bars[bar].1 = t + 1;
         self.token_bar.push(bar);
+    }
+
+    /// Appends a prefix token (only before any music token).
+    pub fn push_prefix(&mut self) {
+        assert!(
+            self.prefix == self.token_bar.len(),
+            "a prefix token after a music token"
+        );
+        self.prefix += 1;
+        self.token_bar.push(0);
     }
 
     /// Number of music tokens.
@@ -136,8 +190,14 @@ impl Layout {
 
     /// What token `t` attends to.
     pub fn token(&self, t: usize, cfg: &LayoutConfig) -> Attends {
+        if t < self.prefix {
+            return Attends {
+                tokens: (0..=t).collect(),
+                summaries: Vec::new(),
+            };
+        }
         let i = self.token_bar[t];
-        let mut tokens = Vec::new();
+        let mut tokens: Vec<usize> = (0..self.prefix).collect();
         let mut summaries = Vec::new();
         for j in 0..i {
             if cfg.is_fine(i, j) {
@@ -329,6 +389,61 @@ mod tests {
         // and the summary of bar 1 (column 9 + 1).
         let row: Vec<usize> = (0..w).filter(|&k| m[7 * w + k]).collect();
         assert_eq!(row, vec![0, 1, 3, 4, 5, 6, 7, 10]);
+    }
+
+    #[test]
+    fn the_prefix_is_seen_by_every_token_and_sees_only_itself() {
+        // <s>, then bars of 2, 1 and 2 tokens.
+        let l = Layout::with_prefix(1, &[0, 0, 0, 1, 2, 2]);
+        assert_eq!(l.bars, vec![(1, 3), (3, 4), (4, 6)]);
+        let cfg = LayoutConfig {
+            fine_grained_bars: vec![1],
+            coarse: Coarse::AllOther,
+        };
+        // Causal: the prefix sees itself only, never the first bar.
+        assert_eq!(
+            l.token(0, &cfg),
+            Attends {
+                tokens: vec![0],
+                summaries: vec![]
+            }
+        );
+        // Every music token sees it, also where its bars do not reach bar 0.
+        for t in 1..l.len() {
+            assert_eq!(l.token(t, &cfg).tokens[0], 0, "token {t}");
+        }
+        assert_eq!(
+            l.token(5, &cfg),
+            Attends {
+                tokens: vec![0, 3, 4, 5],
+                summaries: vec![0]
+            }
+        );
+        // No summary reads it.
+        assert_eq!(l.summary(0).tokens, vec![1, 2]);
+        // In the dense mask, no query sees a later key.
+        let m = l.dense_mask(&cfg);
+        let w = l.len() + l.bars.len();
+        assert_eq!((0..w).filter(|&k| m[k]).collect::<Vec<_>>(), vec![0]);
+        // Grown one token at a time, it is the same layout.
+        let mut grown = Layout::new(&[]);
+        grown.push_prefix();
+        for &b in &l.token_bar[1..] {
+            grown.push(b);
+        }
+        assert_eq!(grown, l);
+    }
+
+    #[test]
+    fn a_sequence_has_a_prefix_only_when_it_starts_with_bos() {
+        use crate::tokens::vocab::{BOS_ID, PAD_ID};
+        let (bos, pad) = (BOS_ID as i64, PAD_ID as i64);
+        let l = Layout::of_sequence(&[bos, 7, 8, 9, pad, pad], &[0, 0, 0, 1, 0, 0]);
+        assert_eq!(l, Layout::with_prefix(1, &[0, 0, 0, 1]));
+        // A training chunk from the middle of a piece: no prefix; bars kept.
+        let l = Layout::of_sequence(&[7, 8, 9], &[4, 4, 5]);
+        assert_eq!(l.prefix, 0);
+        assert_eq!(l.bars.len(), 6);
     }
 
     #[test]

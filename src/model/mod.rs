@@ -89,21 +89,38 @@ pub trait LanguageModel: Send {
     fn decoder(&self, batch: i64) -> Box<dyn Decoder + '_>;
 }
 
-/// Limits of the bar and beat embeddings (the paper: 512 bars, 64 beats).
+/// How the bar and beat indices become vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEmbedding {
+    /// Fixed sinusoids (the release's default, `TaoEmbedding` with `learned=False`):
+    /// no parameters and no limit on the index.
+    #[default]
+    Sinusoidal,
+    /// Learned tables of `max_bars + 1` and `max_beats + 1` rows.
+    Learned,
+}
+
+/// The bar and beat embeddings (the release: sinusoids; 512 bars, 64 beats where
+/// they are learned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PositionLimits {
-    /// Rows of the bar embedding: bar indices are clamped to `max_bars - 1` where
-    /// the embedding looks them up, and only there (Museformer's layout reads the
-    /// true bar of every token, however long the piece).
+    /// Sinusoidal or learned.
+    pub embedding: PositionEmbedding,
+    /// Learned only: bar ids past `max_bars` share its row where the embedding
+    /// looks them up, and only there (Museformer's layout reads the true bar of
+    /// every token, however long the piece).
     pub max_bars: i64,
-    /// Beat indices are clamped to `max_beats - 1`.
+    /// Learned only: beat ids past `max_beats` share its row (the release's 64 is
+    /// its number of `o-` tokens).
     pub max_beats: i64,
 }
 
 impl Default for PositionLimits {
     fn default() -> Self {
         PositionLimits {
+            embedding: PositionEmbedding::Sinusoidal,
             max_bars: 512,
             max_beats: 64,
         }
@@ -111,35 +128,37 @@ impl Default for PositionLimits {
 }
 
 /// Follows a token sequence and gives each token its bar index (the number of bar
-/// ends before it) and beat index (the beat of the latest onset position in its bar,
-/// 0 before the first, clamped to `max_beats - 1`). Bar indices are not clamped:
-/// the bar embedding clamps its lookup ([`layers::InputEmbedding`]).
-#[derive(Debug, Clone)]
+/// ends before it) and beat index as the release computes it (`get_beat_ids`): the
+/// onset position `o-k` gives k + 1, carried to the tokens that follow it in its
+/// bar (`i`, `p`, `d`, `v`); bar ends, time signatures, tempos and special symbols
+/// get 0. Neither index is clamped: a learned embedding clamps its lookup
+/// ([`layers::InputEmbedding`]).
+#[derive(Debug, Clone, Default)]
 pub struct PositionTracker {
-    limits: PositionLimits,
-    pos_per_beat: u32,
     bar: i64,
     beat: i64,
 }
 
 impl PositionTracker {
     /// A tracker at the start of a piece.
-    pub fn new(vocab: &Vocab, limits: PositionLimits) -> PositionTracker {
-        PositionTracker {
-            limits,
-            pos_per_beat: vocab.pos_per_beat(),
-            bar: 0,
-            beat: 0,
-        }
+    pub fn new() -> PositionTracker {
+        PositionTracker::default()
     }
 
     /// The (bar, beat) indices of the next token, which is `token` (`None` for a
     /// special symbol such as `<s>`).
     pub fn next(&mut self, token: Option<Token>) -> (i64, i64) {
-        if let Some(Token::Position(p)) = token {
-            self.beat = p as i64 / self.pos_per_beat as i64;
-        }
-        let here = (self.bar, self.beat.min(self.limits.max_beats - 1));
+        let beat = match token {
+            Some(Token::Position(p)) => {
+                self.beat = p as i64 + 1;
+                self.beat
+            }
+            Some(
+                Token::Instrument(_) | Token::Pitch(_) | Token::Duration(_) | Token::Velocity(_),
+            ) => self.beat,
+            _ => 0,
+        };
+        let here = (self.bar, beat);
         if token == Some(Token::Bar) {
             self.bar += 1;
             self.beat = 0;
@@ -149,12 +168,8 @@ impl PositionTracker {
 }
 
 /// The bar and beat indices of a sequence of ids.
-pub fn bar_beat_indices(
-    ids: &[u16],
-    vocab: &Vocab,
-    limits: PositionLimits,
-) -> (Vec<i64>, Vec<i64>) {
-    let mut tracker = PositionTracker::new(vocab, limits);
+pub fn bar_beat_indices(ids: &[u16], vocab: &Vocab) -> (Vec<i64>, Vec<i64>) {
+    let mut tracker = PositionTracker::new();
     ids.iter().map(|&id| tracker.next(vocab.token(id))).unzip()
 }
 
@@ -182,7 +197,12 @@ pub struct ModelSizes {
     pub dropout: f64,
     /// Dropout on attention weights.
     pub attention_dropout: f64,
-    /// Embedding limits.
+    /// Dropout after the feed-forward activation (the release has none).
+    pub activation_dropout: f64,
+    /// Multiply the token embedding by √`token_embed` (fairseq's default, which the
+    /// release keeps).
+    pub scale_embedding: bool,
+    /// The bar and beat embeddings.
     pub positions: PositionLimits,
 }
 
@@ -225,6 +245,8 @@ impl Default for ModelSizes {
             beat_embed: 128,
             dropout: 0.1,
             attention_dropout: 0.1,
+            activation_dropout: 0.0,
+            scale_embedding: true,
             positions: PositionLimits::default(),
         }
     }
@@ -237,31 +259,22 @@ mod tests {
     #[test]
     fn bars_and_beats_follow_the_tokens() {
         let v = Vocab::new(12);
-        let text = "t-35 o-0 i-0 p-60 d-12 v-20 o-30 i-0 p-62 d-6 v-20 b-1 t-35 o-13 i-0 p-64 d-2 v-20 b-1";
+        let text = "t-35 o-0 i-0 p-60 d-12 v-20 o-30 i-0 p-62 d-6 v-20 b-1 s-9 t-35 o-13 i-0 p-64 d-2 v-20 b-1";
         let toks = crate::tokens::parse_tokens(text, &v).unwrap();
         let mut ids = vec![crate::tokens::vocab::BOS_ID];
         ids.extend(toks.iter().map(|&t| v.id(t)));
-        let (bars, beats) = bar_beat_indices(&ids, &v, PositionLimits::default());
+        ids.push(crate::tokens::vocab::EOS_ID);
+        let (bars, beats) = bar_beat_indices(&ids, &v);
         assert_eq!(
             bars,
-            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2]
         );
+        // The release's beat ids: o-k is k + 1, carried to i, p, d, v; 0 for <s>,
+        // t, s, b and </s>.
         assert_eq!(
             beats,
-            [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 1, 1, 1, 1, 1, 1]
+            [0, 0, 1, 1, 1, 1, 1, 31, 31, 31, 31, 31, 0, 0, 0, 14, 14, 14, 14, 14, 0, 0]
         );
-        // Bars are not clamped by the embedding's limit (the embedding clamps its
-        // lookup); beats are.
-        let (unclamped, beats) = bar_beat_indices(
-            &ids,
-            &v,
-            PositionLimits {
-                max_bars: 1,
-                max_beats: 2,
-            },
-        );
-        assert_eq!(unclamped, bars);
-        assert!(beats.iter().all(|&b| b <= 1));
     }
 
     #[test]
@@ -275,20 +288,40 @@ mod tests {
         let toks = crate::tokens::parse_tokens(&text, &v).unwrap();
         let mut ids = vec![crate::tokens::vocab::BOS_ID];
         ids.extend(toks.iter().map(|&t| v.id(t)));
-        let (bars, _) = bar_beat_indices(&ids, &v, PositionLimits::default());
+        let (bars, _) = bar_beat_indices(&ids, &v);
         assert_eq!(bars.iter().max(), Some(&599));
-        let bars: Vec<usize> = bars.iter().map(|&b| b as usize).collect();
-        let layout = layout::Layout::new(&bars);
+        let ids: Vec<i64> = ids.iter().map(|&x| x as i64).collect();
+        let layout = layout::Layout::of_sequence(&ids, &bars);
         assert_eq!(layout.bars.len(), 600);
-        // The embedding looks bar 599 up as its last row, 511, without an error.
-        let sizes = ModelSizes::default();
-        let vs = tch::nn::VarStore::new(Device::Cpu);
-        let embed = layers::InputEmbedding::new(&vs.root(), &sizes, v.len() as i64);
-        let row = |bar: i64| {
+        assert_eq!(layout.prefix, 1);
+        // A token of bar 599 sees bar 598 token by token, bar 596 and bar 500 through
+        // their summaries: nothing is merged past bar 511.
+        let cfg = layout::LayoutConfig::default();
+        let t = layout.bars[599].0;
+        let sees = layout.token(t, &cfg);
+        assert!(sees.tokens.contains(&layout.bars[598].0));
+        assert!(sees.summaries.contains(&500));
+        assert!(!sees.tokens.contains(&layout.bars[596].0));
+        assert!(sees.summaries.contains(&596));
+        // A learned bar embedding looks bar 599 up as its last row (id 512 = bar
+        // 511), without an error; sinusoids tell them apart.
+        let row = |sizes: &ModelSizes, bar: i64| {
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            tch::manual_seed(0);
+            let embed = layers::InputEmbedding::new(&vs.root(), sizes, v.len() as i64);
             let t = |x: i64| Tensor::from_slice(&[x]).view([1, 1]);
             embed.forward(&t(4), &t(bar), &t(0))
         };
-        assert!(row(599).allclose(&row(511), 0.0, 0.0, false));
-        assert!(!row(510).allclose(&row(511), 1e-6, 1e-6, false));
+        let learned = ModelSizes {
+            positions: PositionLimits {
+                embedding: PositionEmbedding::Learned,
+                ..PositionLimits::default()
+            },
+            ..ModelSizes::default()
+        };
+        assert!(row(&learned, 599).allclose(&row(&learned, 511), 0.0, 0.0, false));
+        assert!(!row(&learned, 510).allclose(&row(&learned, 511), 1e-6, 1e-6, false));
+        let sinusoidal = ModelSizes::default();
+        assert!(!row(&sinusoidal, 599).allclose(&row(&sinusoidal, 511), 1e-6, 1e-6, false));
     }
 }

@@ -28,6 +28,7 @@ pub fn small() -> ModelSizes {
         positions: PositionLimits {
             max_bars: 16,
             max_beats: 8,
+            ..PositionLimits::default()
         },
         ..ModelSizes::default()
     }

@@ -6,7 +6,6 @@
 
 use crate::data::batch::{sequence, Sequence, TrainBatch};
 use crate::data::{Split, TokenStore};
-use crate::model::PositionLimits;
 use crate::tokens::Vocab;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -103,8 +102,6 @@ pub struct LoaderConfig {
     pub budget: usize,
     /// Shuffling seed.
     pub seed: u64,
-    /// Embedding limits.
-    pub limits: PositionLimits,
 }
 
 /// Batches in training order from a position on, prepared by a background thread
@@ -148,8 +145,7 @@ impl Loader {
                         .iter()
                         .map(|&k| {
                             let s = samples[k];
-                            sequence(&store, s.song, &vocab, cfg.limits, cfg.max_len)
-                                .slice(s.start, s.len)
+                            sequence(&store, s.song, &vocab, cfg.max_len).slice(s.start, s.len)
                         })
                         .collect();
                     pos.batch += 1;

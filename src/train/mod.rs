@@ -74,7 +74,7 @@ pub fn validate(
     device: tch::Device,
 ) -> Result<f64> {
     let length = cfg.train.valid_max_tokens;
-    let rows = crate::eval::perplexity(model, store, vocab, cfg, Split::Valid, &[length], device)?;
+    let rows = crate::eval::perplexity(model, store, vocab, Split::Valid, &[length], device)?;
     Ok(rows[0].nll)
 }
 
@@ -191,7 +191,6 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
             chunk: t.chunk,
             budget: t.batch_tokens,
             seed: t.seed,
-            limits: cfg.model.sizes.positions,
         },
         state.data,
     )?;

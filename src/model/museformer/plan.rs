@@ -225,6 +225,15 @@ fn groups(layouts: &[Layout], cfg: &LayoutConfig, n: usize, nb: usize) -> (Vec<G
                 key_pos: pos,
             });
         }
+        if layout.prefix > 0 {
+            let (rows, pos) = keys(&layout.token(layout.prefix - 1, cfg));
+            aggregate.push(Group {
+                queries: (0..layout.prefix).map(token_row).collect(),
+                query_pos: (0..layout.prefix).collect(),
+                keys: rows,
+                key_pos: pos,
+            });
+        }
         for &(start, end) in &layout.bars {
             // Equal chunks of at most QUERY_CHUNK queries (70 tokens: 35 + 35).
             let chunks = (end - start).div_ceil(QUERY_CHUNK);
@@ -362,13 +371,17 @@ mod tests {
 
     #[test]
     fn the_groups_give_every_query_its_layout_keys() {
-        // Bars of 3, 0, 150 (more than two query chunks) and 2 tokens, padded to 160.
-        let bars: Vec<usize> = [3usize, 0, 150, 2]
-            .iter()
-            .enumerate()
-            .flat_map(|(b, &len)| std::iter::repeat_n(b, len))
+        // A prefix, then bars of 3, 0, 150 (more than two query chunks) and 2
+        // tokens, padded to 160.
+        let bars: Vec<usize> = std::iter::once(0)
+            .chain(
+                [3usize, 0, 150, 2]
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(b, &len)| std::iter::repeat_n(b, len)),
+            )
             .collect();
-        let layout = Layout::new(&bars);
+        let layout = Layout::with_prefix(1, &bars);
         let cfg = LayoutConfig {
             fine_grained_bars: vec![2],
             coarse: Coarse::AllOther,
