@@ -64,7 +64,11 @@ fn assert_release_training(what: &str, t: &TrainConfig) {
 fn the_paper_size_files_train_as_the_release_does() {
     let (paper, _) = experiment_files();
     let names: Vec<String> = paper.iter().map(|p| name(p)).collect();
-    for expected in ["transformer.yaml", "museformer.yaml", "music-transformer.yaml"] {
+    for expected in [
+        "transformer.yaml",
+        "museformer.yaml",
+        "music-transformer.yaml",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{names:?}");
     }
     for file in &paper {
@@ -72,7 +76,11 @@ fn the_paper_size_files_train_as_the_release_does() {
         let t = &cfg.train;
         let what = name(file);
         assert_release_training(&what, t);
-        assert_eq!(cfg.dataset, Path::new("experiments/data/lmd6.yaml"), "{what}");
+        assert_eq!(
+            cfg.dataset,
+            Path::new("experiments/data/lmd6.yaml"),
+            "{what}"
+        );
         if cfg.train.chunk == 0 {
             // One song per batch: an update is exactly 4 songs.
             assert_eq!(t.batch_size, 1, "{what}: train.batch_size");
@@ -112,7 +120,13 @@ fn the_cpu_files_keep_the_short_run_setting() {
         let t = ExperimentConfig::load(file, &[]).unwrap().train;
         let what = name(file);
         assert_eq!(
-            (t.accumulate, t.batch_size, t.decay, t.clip, t.keep_snapshots),
+            (
+                t.accumulate,
+                t.batch_size,
+                t.decay,
+                t.clip,
+                t.keep_snapshots
+            ),
             (1, 0, DecayRule::Matrices, 1.0, 0),
             "{what}"
         );
