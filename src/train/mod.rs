@@ -393,8 +393,8 @@ mod tests {
         let (sum2, tokens2) = backward_update(
             model.as_ref(),
             vec![
-                TrainBatch::collate(&[a.clone()]),
-                TrainBatch::collate(&[b.clone()]),
+                TrainBatch::collate(std::slice::from_ref(&a)),
+                TrainBatch::collate(std::slice::from_ref(&b)),
             ],
             cpu,
             false,
