@@ -52,7 +52,36 @@ impl DeviceChoice {
     }
 }
 
-/// Training settings (defaults: the paper's, Section 4.1).
+/// Which parameters weight decay applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DecayRule {
+    /// Every trainable parameter: biases, layer norms and embedding tables too, as
+    /// fairseq's Adam does (one parameter group), so as the release trained.
+    All,
+    /// Only the weight matrices of linear layers: parameters of two or more
+    /// dimensions, except embedding tables (those under a path component named
+    /// `emb_*`, the convention of `docs/training.md`, "Adding a model").
+    #[default]
+    Matrices,
+}
+
+impl DecayRule {
+    /// Its name in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecayRule::All => "all",
+            DecayRule::Matrices => "matrices",
+        }
+    }
+}
+
+/// Training settings. The defaults are the paper's optimizer, schedule and
+/// truncation (Section 4.1: Adam (0.9, 0.98, 1e-9), weight decay 0.01, 16,000
+/// warm-up steps to 5e-4, 15,360 / 10,240 tokens); the batch, the clipping, the
+/// decay rule and the checkpoint intervals default to what suits short runs and
+/// differ from the release, whose whole setting `experiments/transformer.yaml`
+/// states (docs/training.md, "The paper's setting").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -71,7 +100,13 @@ pub struct TrainConfig {
     pub valid_max_tokens: usize,
     /// Token budget of one batch (sequences × padded length).
     pub batch_tokens: usize,
-    /// Batches accumulated per optimizer step.
+    /// At most this many samples (songs, or chunks with `chunk`) per batch, within
+    /// the token budget; 0: as many as the budget allows. The release: 1
+    /// (fairseq's `--batch-size 1`).
+    pub batch_size: usize,
+    /// Batches accumulated per optimizer step. The gradient of a step is that of
+    /// the summed token losses of all its batches divided by their total number
+    /// of target tokens, as fairseq's cross-entropy normalizes an update.
     pub accumulate: usize,
     /// Optimizer steps.
     pub steps: usize,
@@ -83,14 +118,20 @@ pub struct TrainConfig {
     pub betas: (f64, f64),
     /// Adam epsilon.
     pub eps: f64,
-    /// Decoupled weight decay on weight matrices.
+    /// Decoupled weight decay (scaled by the learning rate, as fairseq's Adam).
     pub weight_decay: f64,
-    /// Gradient-norm clipping (0: none).
+    /// Which parameters `weight_decay` applies to (the release: `all`).
+    pub decay: DecayRule,
+    /// Gradient-norm clipping (0: none, the release's setting). The default 0.1
+    /// is this trainer's for short runs, not the paper's.
     pub clip: f64,
     /// Validate every this many steps (0: only at the end).
     pub valid_every: usize,
     /// Write a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
+    /// Also keep a numbered checkpoint `checkpoints/step-NNNNNNN/` every this many
+    /// steps (0: none), as fairseq's `--save-interval-updates`.
+    pub keep_snapshots: usize,
     /// Mixed precision (bf16 autocast) on CUDA.
     pub bf16: bool,
 }
@@ -104,6 +145,7 @@ impl Default for TrainConfig {
             chunk: 0,
             valid_max_tokens: 10_240,
             batch_tokens: 15_360,
+            batch_size: 0,
             accumulate: 1,
             steps: 100_000,
             lr: 5e-4,
@@ -111,9 +153,11 @@ impl Default for TrainConfig {
             betas: (0.9, 0.98),
             eps: 1e-9,
             weight_decay: 0.01,
+            decay: DecayRule::Matrices,
             clip: 0.1,
             valid_every: 1000,
             checkpoint_every: 1000,
+            keep_snapshots: 0,
             bf16: true,
         }
     }

@@ -12,6 +12,11 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use tch::nn;
 
+/// Snapshot folders are `step-` and the step with at least this many digits
+/// (zero-padded, so that they sort by step up to 9,999,999 steps).
+const SNAPSHOT_DIGITS: usize = 7;
+const SNAPSHOT_PREFIX: &str = "step-";
+
 /// Files of a run folder: the one place that knows its layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPaths {
@@ -57,6 +62,39 @@ impl RunPaths {
     /// The checkpoint with the best validation loss.
     pub fn best(&self) -> PathBuf {
         self.checkpoints().join("best")
+    }
+    /// The numbered snapshot kept after optimizer step `step`
+    /// (`checkpoints/step-0005000/`, `train.keep_snapshots`): a checkpoint folder
+    /// like [`last`](Self::last), never overwritten by later steps.
+    pub fn snapshot(&self, step: usize) -> PathBuf {
+        self.checkpoints()
+            .join(format!("{SNAPSHOT_PREFIX}{step:0SNAPSHOT_DIGITS$}"))
+    }
+    /// The snapshots that exist, as (step, folder), by step.
+    pub fn snapshots(&self) -> Result<Vec<(usize, PathBuf)>> {
+        let dir = self.checkpoints();
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+            let name = entry.file_name();
+            let step = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX))
+                .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<usize>().ok());
+            if let Some(step) = step {
+                if entry.path().is_dir() {
+                    found.push((step, entry.path()));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
     }
     /// The weights file of a checkpoint folder.
     pub fn weights(checkpoint: &Path) -> PathBuf {
@@ -159,4 +197,35 @@ pub fn load_run(run_dir: &Path, device: Option<tch::Device>) -> Result<LoadedRun
         device,
         _vs: vs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_are_numbered_folders_listed_by_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = RunPaths::new(dir.path());
+        assert_eq!(
+            paths.snapshot(5000),
+            dir.path().join("checkpoints/step-0005000")
+        );
+        assert_eq!(
+            paths.snapshot(12_345_678),
+            dir.path().join("checkpoints/step-12345678")
+        );
+        assert!(paths.snapshots().unwrap().is_empty());
+        for step in [20_000, 5000, 10_000_000, 15_000] {
+            std::fs::create_dir_all(paths.snapshot(step)).unwrap();
+        }
+        // Neither the other checkpoints, a half-written folder nor a file count.
+        for other in ["last", "best", ".partial-step-0020000", "step-x"] {
+            std::fs::create_dir_all(paths.checkpoints().join(other)).unwrap();
+        }
+        std::fs::write(paths.checkpoints().join("step-0025000"), b"").unwrap();
+        let steps: Vec<usize> = paths.snapshots().unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(steps, [5000, 15_000, 20_000, 10_000_000]);
+        assert_eq!(paths.snapshots().unwrap()[0].1, paths.snapshot(5000));
+    }
 }

@@ -1,6 +1,7 @@
 //! `museformer train`, `eval` and `generate` end to end on a small generated
-//! dataset: the loss falls, resuming equals training straight through, perplexity
-//! is printed, and generated MIDI files encode to the generated tokens.
+//! dataset: the loss falls, resuming equals training straight through (numbered
+//! snapshots kept across it), perplexity is printed, and generated MIDI files
+//! encode to the generated tokens.
 
 mod common;
 
@@ -16,10 +17,21 @@ fn setup(dir: &Path) -> PathBuf {
 }
 
 fn weights(run: &Path) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(run.join("checkpoints/last/model.safetensors"))
+    checkpoint_weights(&run.join("checkpoints/last"))
+}
+
+fn checkpoint_weights(checkpoint: &Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(checkpoint.join("model.safetensors"))
         .unwrap()
         .into_iter()
         .collect()
+}
+
+fn max_difference(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .map(|(name, t)| (t - &b[name]).abs().max().double_value(&[]))
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -56,24 +68,59 @@ fn train_eval_generate_and_resume() {
     let prompt = write(dir, "prompt.txt", format!("{prompt_text}\n").as_bytes());
     let gen2 = dir.join("gen2");
     let prompted = ["generate", arg(&run_a), "--out", arg(&gen2)];
-    let continued = ["--max-len", "50", "--prompt", arg(&prompt)];
+    let continued = [
+        "--max-len",
+        "50",
+        "--min-len",
+        "40",
+        "--prompt",
+        arg(&prompt),
+    ];
     run(&[&prompted[..], &continued].concat());
     let sampled = std::fs::read_to_string(gen2.join("piece-000.sampled.txt")).unwrap();
     assert!(sampled.starts_with(prompt_text), "{sampled}");
+    // No </s> before 40 tokens (the prompt's 7 included).
+    let count = sampled.split_whitespace().count();
+    assert!((40..=50).contains(&count), "{count} tokens: {sampled}");
+    let settings = std::fs::read_to_string(gen2.join("generation.json")).unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&settings).unwrap();
+    assert_eq!(
+        (&settings["min_len"], &settings["max_len"]),
+        (&40.into(), &50.into())
+    );
+    let err = fails(&[&prompted[..], &["--max-len", "50", "--min-len", "60"]].concat());
+    assert_contains(&err, &["minimum length (60)", "maximum length (50)"]);
     let bad = write(dir, "bad-prompt.txt", b"t-35 o-0 x-1\n");
     let err = fails(&[&prompted[..], &["--prompt", arg(&bad)]].concat());
     assert_contains(&err, &["bad-prompt.txt", "token 3 (`x-1`)"]);
 
-    // 15 steps, then --resume to 30, equals 30 steps straight through.
+    // 15 steps, then --resume to 30, equals 30 steps straight through; the
+    // numbered snapshots of every 10 steps are kept across the resume.
     let runs_b = dir.join("runs-b");
-    let run_b = train(&exp, &runs_b, &["--set", "train.steps=15"]);
-    assert_eq!(train(&exp, &runs_b, &["--resume"]), run_b);
+    let snapshots = ["--set", "train.keep_snapshots=10"];
+    let first = [&snapshots[..], &["--set", "train.steps=15"]].concat();
+    let run_b = train(&exp, &runs_b, &first);
+    let resume = [&snapshots[..], &["--resume"]].concat();
+    assert_eq!(train(&exp, &runs_b, &resume), run_b);
     let (a, b) = (weights(&run_a), weights(&run_b));
-    assert_eq!(a.len(), b.len());
-    for (name, t) in &a {
-        let diff = (t - &b[name]).abs().max().double_value(&[]);
-        assert!(diff < 1e-6, "{name} differs by {diff} after resuming");
+    let diff = max_difference(&a, &b);
+    assert!(diff < 1e-6, "the weights differ by {diff} after resuming");
+    let mut kept: Vec<String> = std::fs::read_dir(run_b.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["step-0000010", "step-0000020", "step-0000030"]);
+    let snapshot = |step: usize| run_b.join(format!("checkpoints/step-{step:07}"));
+    for step in [10, 20, 30] {
+        let state = std::fs::read_to_string(snapshot(step).join("state.json")).unwrap();
+        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        assert_eq!(state["step"], step, "{state}");
+        assert!(snapshot(step).join("optimizer.safetensors").is_file());
     }
+    assert!(max_difference(&checkpoint_weights(&snapshot(30)), &b) < 1e-12);
+    assert!(max_difference(&checkpoint_weights(&snapshot(10)), &b) > 1e-6);
     // A corrupt checkpoint is refused with its file named.
     for which in ["best", "last"] {
         let checkpoint = run_b.join(format!("checkpoints/{which}/model.safetensors"));
@@ -82,7 +129,7 @@ fn train_eval_generate_and_resume() {
     let err = fails(&["eval", arg(&run_b)]);
     assert_contains(&err, &["model.safetensors", "corrupt"]);
     // Without --resume an existing run is refused, naming the folder.
-    let refused = fails(&train_args(&exp, &runs_b, &[]));
+    let refused = fails(&train_args(&exp, &runs_b, &snapshots));
     assert_contains(&refused, &["--resume"]);
 }
 

@@ -1,5 +1,6 @@
 //! Generation: top-k sampling through the model's incremental-decoding state (the
-//! prefix is never recomputed), until `</s>` or a maximum length; tokens that break
+//! prefix is never recomputed), until `</s>` or a maximum length, `</s>` forbidden
+//! before a minimum length (fairseq's `--min-len`); tokens that break
 //! the grammar are dropped and an unfinished last bar cut (counted, never a crash);
 //! tokens and MIDI files are written for each piece.
 
@@ -16,7 +17,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// Sampling settings: the flags of `museformer generate` and a suite's
-/// `generate:` section (`num`, `max_len`, `top_k`, `temperature`, `seed`; unknown
+/// `generate:` section (`num`, `max_len`, `min_len`, `top_k`, `temperature`, `seed`; unknown
 /// keys are errors, missing ones take [`GenerateOptions::default`]).
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,9 +34,13 @@ pub struct GenerateOptions {
     /// Sampling seed.
     #[arg(long, default_value_t = GenerateOptions::default().seed)]
     pub seed: u64,
-    /// Maximum tokens per piece.
+    /// Maximum tokens per piece (the prompt included), as fairseq's `--max-len-b`.
     #[arg(long, default_value_t = GenerateOptions::default().max_len)]
     pub max_len: usize,
+    /// `</s>` cannot be sampled before the piece has this many tokens (the prompt
+    /// included), as fairseq's `--min-len`; 0 or 1: from the first token on.
+    #[arg(long, default_value_t = GenerateOptions::default().min_len)]
+    pub min_len: usize,
     /// Token file to continue from (as `museformer encode` prints); not a suite key.
     #[arg(long)]
     #[serde(skip)]
@@ -49,8 +54,8 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     /// The defaults of a suite's `generate:` section: 10 pieces of at most 20,480
-    /// tokens, top-k 8, temperature 1, seed 0 (`museformer generate` makes 1 piece
-    /// unless `--num` says otherwise).
+    /// tokens and no minimum, top-k 8, temperature 1, seed 0 (`museformer generate`
+    /// makes 1 piece unless `--num` says otherwise).
     fn default() -> Self {
         GenerateOptions {
             num: 10,
@@ -58,6 +63,7 @@ impl Default for GenerateOptions {
             temperature: 1.0,
             seed: 0,
             max_len: 20_480,
+            min_len: 0,
             prompt: None,
             no_cache: false,
         }
@@ -129,11 +135,32 @@ pub fn repair(tokens: &[Token], vocab: &Vocab) -> Vec<Token> {
     kept
 }
 
-fn sample(logits: &Tensor, opts: &GenerateOptions) -> i64 {
+impl GenerateOptions {
+    /// Checks the lengths: `min_len` at most `max_len` (fairseq refuses the same).
+    pub fn check(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.min_len <= self.max_len,
+            "the minimum length ({}) is above the maximum length ({}); lower min_len or raise max_len",
+            self.min_len,
+            self.max_len
+        );
+        Ok(())
+    }
+}
+
+/// Whether `</s>` may follow a piece of `len` tokens (the prompt included): from
+/// `min_len` tokens on, as fairseq forbids it at steps before `--min-len`.
+fn may_end(len: usize, min_len: usize) -> bool {
+    len >= min_len
+}
+
+/// Samples the next id from `logits` among the `top_k` most likely tokens that
+/// may come: REMIGEN2 tokens, and `</s>` where `may_end`.
+fn sample(logits: &Tensor, opts: &GenerateOptions, may_end: bool) -> i64 {
     let mut logits = logits.to_kind(Kind::Float) / opts.temperature.max(1e-6);
-    // Only REMIGEN2 tokens and </s> may be sampled.
+    // Only REMIGEN2 tokens and </s> may be sampled, </s> only where it may end.
     let specials: Vec<i64> = (0..NUM_SPECIALS as i64)
-        .filter(|&i| i != EOS_ID as i64)
+        .filter(|&i| i != EOS_ID as i64 || !may_end)
         .collect();
     let _ = logits.index_fill_(
         0,
@@ -183,7 +210,11 @@ fn sample_piece(
             let batch = crate::model::Batch::single(&as_i64(&ids), &bars, &beats, device);
             logits = model.forward(&batch, false).select(1, ids.len() as i64 - 1);
         }
-        let next = sample(&logits.squeeze_dim(0), opts) as u16;
+        let next = sample(
+            &logits.squeeze_dim(0),
+            opts,
+            may_end(ids.len() - 1, opts.min_len),
+        ) as u16;
         if next == EOS_ID {
             ended = true;
             break;
@@ -205,6 +236,7 @@ fn sample_piece(
 /// dataset's settings, key normalization off), `piece-NNN.sampled.txt` (everything
 /// sampled), `piece-NNN.mid` and `generation.json` (settings and per-piece reports).
 pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Vec<PieceReport>> {
+    opts.check()?;
     let run = load_run(run_dir, None)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let prompt: Vec<u16> = match &opts.prompt {
@@ -282,6 +314,7 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
         "temperature": opts.temperature,
         "seed": opts.seed,
         "max_len": opts.max_len,
+        "min_len": opts.min_len,
         "cache": !opts.no_cache,
         "pieces": reports,
     });
@@ -292,6 +325,106 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Batch, Decoder};
+
+    /// A model that gives `</s>` almost all the probability at every position.
+    struct WantsToEnd {
+        vocab: i64,
+    }
+
+    impl WantsToEnd {
+        fn logits(&self, shape: &[i64]) -> Tensor {
+            let logits = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+            let _ = logits.narrow(-1, EOS_ID as i64, 1).fill_(50.0);
+            logits
+        }
+    }
+
+    struct Steps<'a>(&'a WantsToEnd, usize);
+
+    impl Decoder for Steps<'_> {
+        fn step(&mut self, token: &Tensor, _bar: &Tensor, _beat: &Tensor) -> Tensor {
+            self.1 += 1;
+            self.0.logits(&[token.size()[0], self.0.vocab])
+        }
+        fn len(&self) -> usize {
+            self.1
+        }
+    }
+
+    impl LanguageModel for WantsToEnd {
+        fn forward(&self, batch: &Batch, _train: bool) -> Tensor {
+            let (b, t) = batch.tokens.size2().unwrap();
+            self.logits(&[b, t, self.vocab])
+        }
+        fn decoder(&self, _batch: i64) -> Box<dyn Decoder + '_> {
+            Box::new(Steps(self, 0))
+        }
+    }
+
+    #[test]
+    fn end_of_sequence_cannot_come_before_the_minimum_length() {
+        let vocab = Vocab::new(12);
+        let model = WantsToEnd {
+            vocab: vocab.len() as i64,
+        };
+        let prompt: Vec<u16> = tokens::parse_tokens("t-35 o-0 i-0", &vocab)
+            .unwrap()
+            .into_iter()
+            .map(|t| vocab.id(t))
+            .collect();
+        let piece = |prompt: &[u16], min_len: usize, max_len: usize, no_cache: bool| {
+            let opts = GenerateOptions {
+                min_len,
+                max_len,
+                no_cache,
+                ..GenerateOptions::default()
+            };
+            tch::manual_seed(1);
+            let (ids, ended) = sample_piece(
+                &model,
+                &vocab,
+                prompt,
+                &opts,
+                Device::Cpu,
+                &ProgressBar::hidden(),
+            );
+            assert!(!ids.contains(&EOS_ID) && !ids.contains(&BOS_ID));
+            (ids.len(), ended)
+        };
+        for no_cache in [false, true] {
+            // Without a minimum the piece ends at once; with one it runs to it
+            // (the prompt counts, as fairseq's steps do) and ends there.
+            assert_eq!(piece(&[], 0, 100, no_cache), (0, true));
+            assert_eq!(piece(&[], 1, 100, no_cache), (1, true));
+            assert_eq!(piece(&[], 40, 100, no_cache), (40, true));
+            assert_eq!(piece(&prompt, 0, 100, no_cache), (3, true));
+            assert_eq!(piece(&prompt, 10, 100, no_cache), (10, true));
+            // The maximum length still stops it.
+            assert_eq!(piece(&[], 30, 30, no_cache), (30, false));
+        }
+        // With </s> allowed and overwhelmingly likely it is sampled; forbidden,
+        // never, even among the top 1.
+        let logits = model.logits(&[model.vocab]);
+        for top_k in [1, 8] {
+            let opts = GenerateOptions {
+                top_k,
+                ..GenerateOptions::default()
+            };
+            assert_eq!(sample(&logits, &opts, true), EOS_ID as i64);
+            for _ in 0..50 {
+                let id = sample(&logits, &opts, false);
+                assert!(id >= NUM_SPECIALS as i64, "special id {id} sampled");
+            }
+        }
+        let bad = GenerateOptions {
+            min_len: 2048,
+            max_len: 1024,
+            ..GenerateOptions::default()
+        };
+        let err = format!("{:#}", bad.check().unwrap_err());
+        assert!(err.contains("2048") && err.contains("1024"), "{err}");
+    }
 
     #[test]
     fn repair_cuts_at_the_fault_and_drops_trailing_empty_bars() {

@@ -134,16 +134,28 @@ pub(super) fn write_report(
     }
     let stages = records.stages();
     let cfg = suite.experiment(&suite.rows[0])?;
+    let t = &cfg.train;
+    let mut batch = format!("batches of up to {} tokens", t.batch_tokens);
+    if t.batch_size > 0 {
+        let plural = if t.batch_size == 1 { "" } else { "s" };
+        batch += &format!(" and {} sequence{plural}", t.batch_size);
+    }
+    if t.accumulate > 1 {
+        batch = format!("{} {batch} each", t.accumulate);
+    }
+    let g = &suite.generate;
+    let lengths = match g.min_len {
+        0 | 1 => format!("at most {} tokens", g.max_len),
+        min => format!("at least {min} and at most {} tokens", g.max_len),
+    };
     let setting = format!(
-        "Models trained {} steps on batches of up to {} tokens (sequences cut at {}) on the dataset of {}; \
-         SE from {} generated pieces per model of at most {} tokens (top-k {}).",
+        "Models trained {} steps on {batch} (sequences cut at {}) on the dataset of {}; \
+         SE from {} generated pieces per model of {lengths} (top-k {}).",
         records.rows[0].train.output.steps,
-        cfg.train.batch_tokens,
-        cfg.train.max_tokens,
+        t.max_tokens,
         suite.dataset.display(),
-        suite.generate.num,
-        suite.generate.max_len,
-        suite.generate.top_k
+        g.num,
+        g.top_k
     );
     let provenance = Provenance::new(
         None,

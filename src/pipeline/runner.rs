@@ -79,7 +79,8 @@ fn weights(suite: &Suite) -> Result<Vec<(String, u64)>> {
     let g = &suite.generate;
     for row in &suite.rows {
         let cfg = suite.experiment(row)?;
-        let train = (cfg.train.steps as u64 * cfg.train.batch_tokens as u64 / 8000).max(1);
+        let per_step = cfg.train.batch_tokens as u64 * cfg.train.accumulate.max(1) as u64;
+        let train = (cfg.train.steps as u64 * per_step / 8000).max(1);
         let row = Some(row);
         w.push((stage_name::<TrainOutput>(row), train));
         w.push((stage_name::<EvalOutput>(row), (train / 10).max(2)));

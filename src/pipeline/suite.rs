@@ -65,7 +65,7 @@ pub struct Suite {
     /// Perplexity lengths and the similarity statistics' T.
     #[serde(default)]
     pub eval: SuiteEval,
-    /// Generation for the similarity error (`num`, `max_len`, `top_k`,
+    /// Generation for the similarity error (`num`, `max_len`, `min_len`, `top_k`,
     /// `temperature`, `seed`; defaults: [`GenerateOptions::default`]).
     #[serde(default)]
     pub generate: GenerateOptions,
@@ -128,6 +128,7 @@ impl Suite {
         if self.generate.num == 0 || self.generate.max_len == 0 {
             bail!("`generate.num` and `generate.max_len` must be at least 1");
         }
+        self.generate.check().context("`generate`")?;
         for (i, row) in self.rows.iter().enumerate() {
             let s = slug(&row.label);
             if s.is_empty() {
@@ -238,13 +239,13 @@ mod tests {
             "gen.yaml",
             &suite(
                 &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
-                "generate: {num: 6, max_len: 1024, top_k: 4, temperature: 0.9, seed: 3}\n",
+                "generate: {num: 6, max_len: 1024, min_len: 512, top_k: 4, temperature: 0.9, seed: 3}\n",
             ),
         );
         let g = Suite::load(&partial).unwrap().generate;
         assert_eq!(
-            (g.num, g.max_len, g.top_k, g.temperature, g.seed),
-            (6, 1024, 4, 0.9, 3)
+            (g.num, g.max_len, g.min_len, g.top_k, g.temperature, g.seed),
+            (6, 1024, 512, 4, 0.9, 3)
         );
         assert_eq!((g.prompt, g.no_cache), (None, false));
 
@@ -288,6 +289,13 @@ mod tests {
                     "generate: {num: 2, prompt: p.txt}\n",
                 ),
                 vec!["prompt"],
+            ),
+            (
+                suite(
+                    &format!("  - {{label: A, experiment: {d}/e.yaml}}\n"),
+                    "generate: {max_len: 100, min_len: 200}\n",
+                ),
+                vec!["`generate`", "minimum length (200)", "maximum length (100)"],
             ),
         ];
         for (i, (text, words)) in cases.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! Training data order: each song (as [`crate::data::batch::sequence`] builds it)
-//! one sample or cut into consecutive chunks (`train.chunk`); batches of several songs under a token budget, bucketed by length to
+//! one sample or cut into consecutive chunks (`train.chunk`); batches of several songs under a token budget (and at most
+//! `train.batch_size` of them), bucketed by length to
 //! limit padding, in a seeded order that depends only on (seed, epoch) so that a
 //! resumed run sees the same data; and a background thread that prepares batches
 //! ahead of the model.
@@ -46,11 +47,13 @@ pub fn samples(songs: &[(usize, usize)], chunk: usize) -> Vec<Sample> {
 
 /// Groups songs into batches: a seeded shuffle, then sorting within windows of 64
 /// songs by length (bucketing), then filling each batch while `count × longest ≤
-/// budget` (a song longer than the budget goes alone), then a seeded shuffle of the
-/// batch order. Depends only on the inputs, so a resumed run repeats it.
+/// budget` and, when `max_count` is not 0, `count ≤ max_count` (a song longer than
+/// the budget goes alone), then a seeded shuffle of the batch order. Depends only
+/// on the inputs, so a resumed run repeats it.
 pub fn plan_batches(
     lengths: &[(usize, usize)],
     budget: usize,
+    max_count: usize,
     seed: u64,
     epoch: u64,
 ) -> Vec<Vec<usize>> {
@@ -66,7 +69,8 @@ pub fn plan_batches(
     let mut longest = 0;
     for (song, len) in order {
         let wider = longest.max(len);
-        if !current.is_empty() && (current.len() + 1) * wider > budget {
+        let full = max_count > 0 && current.len() == max_count;
+        if !current.is_empty() && ((current.len() + 1) * wider > budget || full) {
             batches.push(std::mem::take(&mut current));
             longest = 0;
         }
@@ -100,6 +104,8 @@ pub struct LoaderConfig {
     pub chunk: usize,
     /// Token budget of a batch.
     pub budget: usize,
+    /// At most this many samples per batch (0: the budget decides).
+    pub max_samples: usize,
     /// Shuffling seed.
     pub seed: u64,
 }
@@ -139,7 +145,7 @@ impl Loader {
         std::thread::spawn(move || {
             let mut pos = start;
             loop {
-                let plan = plan_batches(&lengths, cfg.budget, cfg.seed, pos.epoch);
+                let plan = plan_batches(&lengths, cfg.budget, cfg.max_samples, cfg.seed, pos.epoch);
                 while pos.batch < plan.len() {
                     let seqs: Vec<Sequence> = plan[pos.batch]
                         .iter()
@@ -178,16 +184,24 @@ mod tests {
     #[test]
     fn batches_respect_the_budget_and_cover_every_song_once() {
         let lengths: Vec<(usize, usize)> = (0..300).map(|i| (i, 10 + (i * 37) % 500)).collect();
-        let plan = plan_batches(&lengths, 2000, 3, 0);
-        let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
-        seen.sort();
-        assert_eq!(seen, (0..300).collect::<Vec<_>>());
-        for b in &plan {
-            let longest = b.iter().map(|&i| lengths[i].1).max().unwrap();
-            assert!(b.len() == 1 || b.len() * longest <= 2000);
+        for max_count in [0, 1, 3] {
+            let plan = plan_batches(&lengths, 2000, max_count, 3, 0);
+            let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
+            seen.sort();
+            assert_eq!(seen, (0..300).collect::<Vec<_>>());
+            for b in &plan {
+                let longest = b.iter().map(|&i| lengths[i].1).max().unwrap();
+                assert!(b.len() == 1 || b.len() * longest <= 2000);
+                assert!(max_count == 0 || b.len() <= max_count, "{b:?}");
+            }
+            assert_eq!(plan, plan_batches(&lengths, 2000, max_count, 3, 0));
+            assert_ne!(plan, plan_batches(&lengths, 2000, max_count, 3, 1));
         }
-        assert_eq!(plan, plan_batches(&lengths, 2000, 3, 0));
-        assert_ne!(plan, plan_batches(&lengths, 2000, 3, 1));
+        // The budget alone packs several short songs into a batch; a count of 1
+        // gives one song per batch (the release's `--batch-size 1`).
+        let packed = plan_batches(&lengths, 2000, 0, 3, 0);
+        assert!(packed.iter().any(|b| b.len() > 3));
+        assert_eq!(plan_batches(&lengths, 2000, 1, 3, 0).len(), 300);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The shared trainer: every model trains through [`train`] on equal terms. Adam
-//! with decoupled weight decay, warm-up then inverse-square-root decay, gradient
-//! clipping and accumulation, periodic validation with a best checkpoint, metrics
-//! in CSV, and checkpoints (weights, optimizer state, step, data position) written
-//! atomically every N steps, on Ctrl-C and at the end. `--resume` continues exactly:
+//! with decoupled weight decay, warm-up then inverse-square-root decay (both as
+//! fairseq's), gradient clipping and accumulation (an update's gradient is that of
+//! its summed token losses over its total target tokens, as fairseq normalizes),
+//! periodic validation with a best checkpoint, metrics in CSV, and checkpoints
+//! (weights, optimizer state, step, data position) written atomically every N
+//! steps, on Ctrl-C and at the end, with numbered snapshots every M steps kept.
+//! `--resume` continues exactly:
 //! the data order depends only on (seed, epoch) and dropout is reseeded from (seed,
 //! step). A NaN or infinite loss stops training, keeping the last good checkpoint.
 
@@ -10,7 +13,7 @@ pub mod loader;
 pub mod optim;
 
 use crate::config::ExperimentConfig;
-use crate::data::batch::batch_loss;
+use crate::data::batch::{batch_loss, TrainBatch};
 use crate::data::{Split, TokenStore};
 use crate::model::LanguageModel;
 use crate::registry;
@@ -92,6 +95,28 @@ fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
     Ok(())
 }
 
+/// Forward and backward passes over the batches of one update, each batch's mean
+/// token loss weighted by its share of the update's target tokens: the gradient
+/// is that of the summed token losses divided by their total number, as fairseq's
+/// cross-entropy normalizes an update over its batches and GPUs (not the mean of
+/// the batches' means). Returns the summed token loss and the target tokens.
+fn backward_update(
+    model: &dyn LanguageModel,
+    batches: Vec<TrainBatch>,
+    device: tch::Device,
+    autocast: bool,
+) -> (f64, i64) {
+    let tokens: i64 = batches.iter().map(|tb| tb.tokens).sum();
+    let mut loss_sum = 0.0;
+    for tb in batches {
+        let tb = tb.to(device);
+        let loss = tch::autocast(autocast, || batch_loss(model, &tb, true));
+        (&loss * (tb.tokens as f64 / tokens.max(1) as f64)).backward();
+        loss_sum += loss.double_value(&[]) * tb.tokens as f64;
+    }
+    (loss_sum, tokens)
+}
+
 /// How a training run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSummary {
@@ -158,7 +183,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
     let mut vs = nn::VarStore::new(device);
     let model = registry::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
     let t = &cfg.train;
-    let mut opt = Adam::new(&vs, t.betas, t.eps, t.weight_decay);
+    let mut opt = Adam::new(&vs, t.betas, t.eps, t.weight_decay, t.decay);
     let mut state = TrainState {
         step: 0,
         data: DataPosition::default(),
@@ -190,6 +215,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
             max_len: t.max_tokens,
             chunk: t.chunk,
             budget: t.batch_tokens,
+            max_samples: t.batch_size,
             seed: t.seed,
         },
         state.data,
@@ -225,17 +251,12 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
                 .wrapping_add(state.step as i64),
         );
         opt.zero_grad();
-        let (mut loss_sum, mut tokens) = (0.0, 0i64);
-        let mut position = state.data;
-        for _ in 0..t.accumulate.max(1) {
-            let (tb, pos) = loader.next_batch();
-            position = pos;
-            let tb = tb.to(device);
-            let loss = tch::autocast(autocast, || batch_loss(model.as_ref(), &tb, true));
-            (&loss / t.accumulate.max(1) as f64).backward();
-            loss_sum += loss.double_value(&[]) * tb.tokens as f64;
-            tokens += tb.tokens;
-        }
+        let batches: Vec<_> = (0..t.accumulate.max(1))
+            .map(|_| loader.next_batch())
+            .collect();
+        let position = batches.last().map_or(state.data, |(_, pos)| *pos);
+        let batches = batches.into_iter().map(|(tb, _)| tb).collect();
+        let (loss_sum, tokens) = backward_update(model.as_ref(), batches, device, autocast);
         let loss = loss_sum / tokens.max(1) as f64;
         if !loss.is_finite() {
             bar.finish_and_clear();
@@ -280,6 +301,9 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         if (t.checkpoint_every > 0 && state.step % t.checkpoint_every == 0) || last_step {
             save_checkpoint(&paths.last(), &vs, &opt, &state)?;
         }
+        if t.keep_snapshots > 0 && state.step % t.keep_snapshots == 0 {
+            save_checkpoint(&paths.snapshot(state.step), &vs, &opt, &state)?;
+        }
     }
     bar.finish_and_clear();
     Ok(TrainSummary {
@@ -289,4 +313,109 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         last_loss,
         interrupted: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::batch::Sequence;
+    use crate::model::ModelSizes;
+    use crate::registry::{ModelConfig, ModelKind};
+    use tch::Tensor;
+
+    fn grads(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+        let mut g: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, p)| p.grad().defined())
+            .map(|(n, p)| (n, p.grad().copy()))
+            .collect();
+        g.sort_by(|a, b| a.0.cmp(&b.0));
+        g
+    }
+
+    #[test]
+    fn an_update_averages_over_its_tokens_not_over_its_batches() {
+        let vocab = Vocab::new(12);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let cfg = ModelConfig {
+            sizes: ModelSizes {
+                layers: 1,
+                hidden: 16,
+                heads: 2,
+                ffn: 32,
+                token_embed: 16,
+                bar_embed: 4,
+                beat_embed: 4,
+                dropout: 0.0,
+                attention_dropout: 0.0,
+                ..ModelSizes::default()
+            },
+            ..ModelConfig::of(ModelKind::Transformer)
+        };
+        let model = registry::build(&vs.root(), &cfg, vocab.len() as i64).unwrap();
+        // A song of 3 targets and one of 12: their means weigh 1 : 1, their
+        // tokens 1 : 4.
+        let song = |song: usize, n: usize| {
+            let ids: Vec<i64> = (0..=n as i64)
+                .map(|i| 10 + (i * 7 + song as i64) % 40)
+                .collect();
+            Sequence {
+                song,
+                inputs: ids[..n].to_vec(),
+                targets: ids[1..].to_vec(),
+                bars: (0..n as i64).map(|i| i / 4).collect(),
+                beats: (0..n as i64).map(|i| i % 4).collect(),
+            }
+        };
+        let (a, b) = (song(0, 3), song(1, 12));
+        let cpu = tch::Device::Cpu;
+        let zero = |vs: &nn::VarStore| {
+            for (_, p) in vs.variables() {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+        };
+        // One batch holding both songs: the mean over all their target tokens.
+        let (sum, tokens) = backward_update(
+            model.as_ref(),
+            vec![TrainBatch::collate(&[a.clone(), b.clone()])],
+            cpu,
+            false,
+        );
+        assert_eq!(tokens, 15);
+        let together = grads(&vs);
+        // The same songs as two accumulated batches: the same gradient and loss.
+        zero(&vs);
+        let (sum2, tokens2) = backward_update(
+            model.as_ref(),
+            vec![
+                TrainBatch::collate(std::slice::from_ref(&a)),
+                TrainBatch::collate(std::slice::from_ref(&b)),
+            ],
+            cpu,
+            false,
+        );
+        assert_eq!(tokens2, 15);
+        assert!((sum - sum2).abs() < 1e-4 * sum.abs(), "{sum} vs {sum2}");
+        let mut largest = 0.0f64;
+        for ((name, g1), (_, g2)) in together.iter().zip(grads(&vs)) {
+            let diff = (g1 - &g2).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{name}: the gradients differ by {diff}");
+            largest = largest.max(g1.abs().max().double_value(&[]));
+        }
+        assert!(largest > 1e-3, "no gradient flowed");
+        // The mean of the two batches' means is another gradient.
+        zero(&vs);
+        for tb in [TrainBatch::collate(&[a]), TrainBatch::collate(&[b])] {
+            (batch_loss(model.as_ref(), &tb, true) / 2.0).backward();
+        }
+        let differs = together
+            .iter()
+            .zip(grads(&vs))
+            .any(|((_, g1), (_, g2))| (g1 - &g2).abs().max().double_value(&[]) > 1e-4);
+        assert!(differs, "the test cannot tell the two normalizations apart");
+    }
 }
