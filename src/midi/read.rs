@@ -72,6 +72,10 @@ pub enum MidiError {
         /// Tick of the event.
         tick: u64,
     },
+    /// The original release's reader (mido 1.2.10, miditoolkit 0.1.16 and
+    /// MidiProcessor's checks) fails on the file: release-mode reading only.
+    #[error("the original release's reader fails on this file: {0}")]
+    Release(String),
     /// An event lies past `MAX_TICK` (2^31) ticks or past `MAX_BEATS`
     /// (100 000) beats.
     #[error("event at tick {tick} lies beyond the supported length ({MAX_BEATS} beats at {ticks_per_beat} ticks per beat, or 2^31 ticks)")]
