@@ -443,7 +443,12 @@ fn compare(ours: &Reading, theirs: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t[0].as_u64().unwrap(), t[1].as_f64().unwrap()))
+        .map(|t| {
+            // A string, parsed exactly (serde_json's float parsing may be off by
+            // one unit in the last place).
+            let bpm = t[1].as_str().unwrap().parse::<f64>().unwrap();
+            (t[0].as_u64().unwrap(), bpm)
+        })
         .collect();
     if tempos != their_tempos {
         bad.push(format!("tempos {tempos:?} vs {their_tempos:?}"));
@@ -592,5 +597,50 @@ fn the_hand_made_cases_tell_the_readers_apart() {
     assert_eq!(
         first.iter().map(|i| (i.0, i.3.len())).collect::<Vec<_>>(),
         vec![(40, 1), (5, 2)]
+    );
+}
+
+#[test]
+fn release_mode_reads_the_default_corpus_as_miditoolkit_does() {
+    // Real files (`just corpus` writes them): every one read alike.
+    let root = common::root();
+    let corpus = root.join("corpora");
+    assert!(
+        corpus.is_dir(),
+        "{} is missing: run `just corpus` first",
+        corpus.display()
+    );
+    let paths = museformer::data::prepare::list_midi_files(&corpus).unwrap();
+    assert!(
+        paths.len() >= 300,
+        "the default corpus has only {} files",
+        paths.len()
+    );
+    let theirs = reference(&paths);
+    let mut failures = Vec::new();
+    for (path, theirs) in paths.iter().zip(&theirs) {
+        match (
+            midi::read_file_as(path, Compat::Release),
+            theirs["ok"].as_bool().unwrap(),
+        ) {
+            (Ok(ours), true) => failures.extend(
+                compare(&ours, theirs)
+                    .into_iter()
+                    .map(|d| format!("{}: {d}", path.display())),
+            ),
+            (Err(_), false) => {}
+            (ours, _) => failures.push(format!(
+                "{}: ours {:?}, miditoolkit {}",
+                path.display(),
+                ours.map(|r| r.score.note_count()),
+                theirs
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }

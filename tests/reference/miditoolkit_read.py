@@ -9,7 +9,7 @@ This script does exactly that and prints one JSON object per file, in order:
   {"ok": true, "ticks_per_beat": T,
    "instruments": [{"program": P, "is_drum": D, "name": N,
                     "notes": [[start, end, pitch, velocity], ...]}, ...],
-   "tempos": [[tick, bpm], ...], "time_signatures": [[tick, num, den], ...],
+   "tempos": [[tick, "bpm"], ...], "time_signatures": [[tick, num, den], ...],
    "key_signatures": [[tick, key_number], ...]}
   {"ok": false, "error": "ExceptionType: message"}
 
@@ -82,7 +82,8 @@ def read(parser, path):
             }
             for i in midi.instruments
         ],
-        "tempos": [[int(t.time), float(t.tempo)] for t in midi.tempo_changes],
+        # repr: the shortest string that reads back as the same double.
+        "tempos": [[int(t.time), repr(float(t.tempo))] for t in midi.tempo_changes],
         "time_signatures": [[int(t.time), int(t.numerator), int(t.denominator)] for t in midi.time_signature_changes],
         "key_signatures": [[int(k.time), int(k.key_number)] for k in midi.key_signature_changes],
     }
