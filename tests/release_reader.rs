@@ -184,19 +184,20 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
 /// Files mido or miditoolkit or MidiProcessor's checks may refuse.
 fn malformed() -> Vec<(&'static str, Vec<u8>)> {
     let note = body(vec![on(0, 0, 60, 100), off(96, 0, 60)]);
-    let good = raw(1, 1, 480, &[note.clone()]);
+    let one = std::slice::from_ref(&note);
+    let good = raw(1, 1, 480, one);
     let mut out: Vec<(&'static str, Vec<u8>)> = vec![
         ("cut_in_last_event", good[..good.len() - 1].to_vec()),
         ("cut_in_a_note", good[..good.len() - 6].to_vec()),
         ("cut_in_track_header", good[..18].to_vec()),
-        ("more_tracks_declared", raw(1, 2, 480, &[note.clone()])),
+        ("more_tracks_declared", raw(1, 2, 480, one)),
         (
             "fewer_tracks_declared",
             raw(1, 1, 480, &[note.clone(), note.clone()]),
         ),
-        ("format_2", raw(2, 1, 480, &[note.clone()])),
-        ("smpte", raw(1, 1, 0xE728, &[note.clone()])),
-        ("zero_tpb", raw(1, 1, 0, &[note.clone()])),
+        ("format_2", raw(2, 1, 480, one)),
+        ("smpte", raw(1, 1, 0xE728, one)),
+        ("zero_tpb", raw(1, 1, 0, one)),
         ("no_tracks", raw(1, 0, 480, &[])),
         ("empty_track", raw(1, 2, 480, &[note.clone(), Vec::new()])),
         ("no_notes", raw(1, 1, 480, &[body(vec![name(0, b"x")])])),
@@ -375,7 +376,10 @@ fn reference(files: &[PathBuf]) -> Vec<Value> {
     values
 }
 
-type Instrument = (u8, bool, String, Vec<(u64, u64, u8, u8)>);
+/// A note as (start, end, pitch, velocity).
+type NoteRow = (u64, u64, u8, u8);
+
+type Instrument = (u8, bool, String, Vec<NoteRow>);
 
 fn instruments(score: &Score) -> Vec<Instrument> {
     score
@@ -582,7 +586,7 @@ fn the_hand_made_cases_tell_the_readers_apart() {
         let expected = their_instruments(theirs);
         let release = midi::read_bytes_as(bytes, Compat::Release).unwrap();
         assert_eq!(instruments(&release.score), expected, "{name}");
-        let programs = |v: &[Instrument]| -> Vec<(u8, Vec<(u64, u64, u8, u8)>)> {
+        let programs = |v: &[Instrument]| -> Vec<(u8, Vec<NoteRow>)> {
             v.iter().map(|i| (i.0, i.3.clone())).collect()
         };
         let default = midi::read_bytes(bytes).unwrap();

@@ -639,7 +639,10 @@ mod tests {
         read(&smf(1, 1, 480, &[&t]))
     }
 
-    fn notes(r: &Reading) -> Vec<(u8, bool, Vec<(u64, u64, u8, u8)>)> {
+    /// Each instrument as (program, drums, notes as (start, end, pitch, velocity)).
+    type Summary = Vec<(u8, bool, Vec<(u64, u64, u8, u8)>)>;
+
+    fn notes(r: &Reading) -> Summary {
         r.score
             .tracks
             .iter()
