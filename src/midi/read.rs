@@ -3,7 +3,8 @@
 //! The semantics follow the pretty_midi/miditoolkit family of loaders used by
 //! the original Museformer pipeline, with a few deliberate, documented
 //! differences (FIFO note pairing, program taken at the note-on, open notes
-//! closed at the end of their track): see [`read_bytes`].
+//! closed at the end of their track): see [`read_bytes`]. The reader that follows
+//! the release exactly is `release.rs` ([`super::Compat::Release`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
