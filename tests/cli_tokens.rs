@@ -99,3 +99,36 @@ fn vocab_lists_every_id_and_the_fairseq_dictionary() {
     let (ok, _, err) = run(&["vocab", "--release", "--pos-per-beat", "12"]);
     assert!(!ok && err.contains("16 positions"), "{err}");
 }
+
+#[test]
+fn encode_compat_release_reads_as_the_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Program 5, a note-on, program 40 while it sounds, its note-off; then a
+    // note that never ends.
+    let events = vec![
+        0x00, 0xC0, 5, 0x00, 0x90, 60, 100, 0x60, 0xC0, 40, 0x60, 0x80, 60, 0, 0x00, 0x90, 62, 100,
+        0x60, 0xFF, 0x01, 0x00,
+    ];
+    let file = write(tmp.path(), "mid_note.mid", &smf(1, 96, &[events]));
+    let (ok, ours, err) = run(&["encode", arg(&file)]);
+    assert!(ok && err.is_empty(), "{err}");
+    // Ours: the program at the note-on; the open note ends with its track.
+    assert_eq!(
+        ours.trim(),
+        "s-9 t-35 o-0 i-5 p-60 d-18 v-25 o-24 i-40 p-62 d-12 v-25 b-1"
+    );
+    let (ok, theirs, err) = run(&["encode", "--compat", "release", arg(&file)]);
+    assert!(ok, "{err}");
+    // The release: the program at the note-off; the open note is dropped, and a
+    // warning naming the file says so.
+    assert_eq!(theirs.trim(), "s-9 t-35 o-0 i-40 p-60 d-18 v-25 b-1");
+    assert_contains(
+        &err,
+        &["warning", "mid_note.mid", "1 note(s) with no note-off"],
+    );
+    // A file the release's reader fails on, with the reason.
+    let cut = write(tmp.path(), "cut.mid", &midi::to_bytes(&song(1, 2))[..60]);
+    let (ok, _, err) = run(&["encode", "--compat", "release", arg(&cut)]);
+    assert!(!ok);
+    assert_contains(&err, &["cut.mid", "release's reader", "EOFError"]);
+}

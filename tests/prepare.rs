@@ -198,6 +198,99 @@ fn dataset_files_apply_the_4_4_filter_lmd6_merge_and_split_lists() {
 }
 
 #[test]
+fn release_compat_reads_as_the_release_and_records_its_warnings() {
+    let (tmp, midi_dir, out) = midi_folder(0..2, |i| (format!("a{i}.mid"), 2));
+    // A note the release drops (no note-off before the end of its track; ours ends
+    // it with the track), and a file whose first tempo map the release discards (a
+    // tempo at tick 0 in a later track), its note in bar 2, where track 0's changes.
+    let open = smf(
+        1,
+        96,
+        &[vec![
+            0x00, 0x90, 60, 100, 0x60, 0x80, 60, 0, 0x00, 0x90, 62, 90, 0x60, 0xFF, 0x01, 0x00,
+        ]],
+    );
+    write(&midi_dir, "open.mid", &open);
+    let tempo = |mpq: u32| {
+        [
+            vec![0x00, 0xFF, 0x51, 0x03],
+            mpq.to_be_bytes()[1..].to_vec(),
+        ]
+        .concat()
+    };
+    let maps = smf(
+        1,
+        96,
+        &[
+            [
+                tempo(500_000),
+                vec![0x83, 0x00],
+                tempo(400_000)[1..].to_vec(),
+                note_events(60, 96),
+            ]
+            .concat(),
+            tempo(600_000),
+        ],
+    );
+    write(&midi_dir, "maps.mid", &maps);
+    let yaml = |compat: &str, out: &Path| {
+        format!(
+            "name: t\nmidi_dir: {}\nout: {}\nencoding: {{compat: {compat}}}\n",
+            midi_dir.display(),
+            out.display()
+        )
+    };
+    let cfg = write(tmp.path(), "release.yaml", yaml("release", &out).as_bytes());
+    let (ok, stdout, stderr) = prepare(&[arg(&cfg)]);
+    assert!(ok, "{stderr}");
+    assert_contains(&stdout, &["4 encoded", "2 reader warnings", "warnings.csv"]);
+    let warnings = std::fs::read_to_string(out.join("warnings.csv")).unwrap();
+    assert_contains(
+        &warnings,
+        &[
+            "file,warning",
+            "open.mid,1 note(s) with no note-off",
+            "maps.mid,a tempo change at tick 0 in track 1 discarded 1",
+        ],
+    );
+    let m = Manifest::load(&out).unwrap();
+    assert_eq!(m.warnings, 2);
+    assert_eq!(m.config.encoding.compat, midi::Compat::Release);
+
+    // Our reader on the same files: no warnings, other tokens.
+    let ours_out = tmp.path().join("ours");
+    let cfg = write(tmp.path(), "ours.yaml", yaml("ours", &ours_out).as_bytes());
+    let (ok, stdout, stderr) = prepare(&[arg(&cfg)]);
+    assert!(ok && !stdout.contains("warnings"), "{stdout}{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(ours_out.join("warnings.csv"))
+            .unwrap()
+            .trim(),
+        "file,warning"
+    );
+    assert_ne!(
+        m.fingerprint,
+        Manifest::load(&ours_out).unwrap().fingerprint
+    );
+    let (a, b) = (
+        TokenStore::open(&out).unwrap(),
+        TokenStore::open(&ours_out).unwrap(),
+    );
+    let files = |dir: &Path| -> Vec<String> {
+        let meta = std::fs::read_to_string(dir.join("metadata.csv")).unwrap();
+        meta.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(files(&out), files(&ours_out));
+    for (i, f) in files(&out).iter().enumerate() {
+        let same = a.song(i) == b.song(i);
+        assert_eq!(same, f.starts_with('a'), "{f}");
+    }
+}
+
+#[test]
 fn config_errors_name_the_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, yaml, expected) in [

@@ -70,6 +70,14 @@ impl fmt::Display for Prepared<'_> {
                 if m.rejected > 0 {
                     write!(f, "\nreasons: {}", self.out.join("rejects.csv").display())?;
                 }
+                if m.warnings > 0 {
+                    write!(
+                        f,
+                        "\n{} reader warnings: {}",
+                        m.warnings,
+                        self.out.join("warnings.csv").display()
+                    )?;
+                }
                 Ok(())
             }
         }

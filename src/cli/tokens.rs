@@ -1,6 +1,6 @@
 //! `encode`, `decode`, `vocab`.
 
-use crate::midi;
+use crate::midi::{self, Compat};
 use crate::tokens::{self, EncodeOptions, InstrumentOrder, Vocab};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -25,6 +25,10 @@ pub struct EncodeArgs {
     /// Positions per quarter note (12 as the reference states; 16 as the original code).
     #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
     pos_per_beat: u32,
+    /// Whose reader and encoder to follow: ours, or the original release's token
+    /// for token (mido 1.2.10, miditoolkit 0.1.16, MidiProcessor); docs/tokens.md.
+    #[arg(long, value_enum, default_value_t = Compat::Ours)]
+    compat: Compat,
 }
 
 impl EncodeArgs {
@@ -35,6 +39,7 @@ impl EncodeArgs {
             remove_empty_bars: !self.keep_empty_bars,
             normalize_key: self.normalize_key,
             pos_per_beat: self.pos_per_beat,
+            compat: self.compat,
             ..EncodeOptions::default()
         }
     }
@@ -68,8 +73,12 @@ pub struct VocabArgs {
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
-    let score =
-        midi::read_file(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let reading = midi::read_file_as(&a.file, a.compat)
+        .with_context(|| format!("cannot read {}", a.file.display()))?;
+    for w in &reading.warnings {
+        eprintln!("warning: {}: {w}", a.file.display());
+    }
+    let score = reading.score;
     let toks = tokens::encode(&score, &a.options())
         .with_context(|| format!("cannot encode {}", a.file.display()))?;
     println!("{}", tokens::to_text(&toks));

@@ -45,6 +45,15 @@ pub struct SongRow {
     pub split: String,
 }
 
+/// A warning the reader gave about an encoded song (release-mode reading only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarningRow {
+    /// Path relative to the MIDI folder.
+    pub file: String,
+    /// One line.
+    pub warning: String,
+}
+
 /// A file that was not encoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectRow {
@@ -77,6 +86,9 @@ pub struct Manifest {
     pub rejected: usize,
     /// Of the rejected files, how many were duplicates of an encoded file.
     pub duplicates: usize,
+    /// Reader warnings about encoded songs (`warnings.csv`; release mode only).
+    #[serde(default)]
+    pub warnings: usize,
     /// Songs per split.
     pub splits: HashMap<String, usize>,
     /// Total tokens.
@@ -269,6 +281,7 @@ struct Encoded {
     tokens: Vec<Token>,
     instruments: Vec<u8>,
     seconds: f64,
+    warnings: Vec<String>,
 }
 
 /// A file's relative name with its content hash and encoding, or why it could not
@@ -277,14 +290,24 @@ type FileOutcome = (String, Result<(blake3::Hash, Result<Encoded>)>);
 
 /// Reads, normalizes and encodes one file.
 pub fn encode_file(bytes: &[u8], cfg: &DatasetConfig) -> Result<(Vec<Token>, Score)> {
-    let score = midi::read_bytes(bytes)?;
-    let score = normalize(&score, &cfg.normalize)?;
-    let tokens = tokens::encode(&score, &cfg.encoding)?;
+    let (tokens, score, _) = encode_file_warned(bytes, cfg)?;
     Ok((tokens, score))
 }
 
+/// Reads (with the reader `encoding.compat` picks), normalizes and encodes one
+/// file; also returns the reader's warnings.
+pub fn encode_file_warned(
+    bytes: &[u8],
+    cfg: &DatasetConfig,
+) -> Result<(Vec<Token>, Score, Vec<String>)> {
+    let reading = midi::read_bytes_as(bytes, cfg.encoding.compat)?;
+    let score = normalize(&reading.score, &cfg.normalize)?;
+    let tokens = tokens::encode(&score, &cfg.encoding)?;
+    Ok((tokens, score, reading.warnings))
+}
+
 fn encode_one(bytes: &[u8], cfg: &DatasetConfig) -> Result<Encoded> {
-    let (tokens, score) = encode_file(bytes, cfg)?;
+    let (tokens, score, warnings) = encode_file_warned(bytes, cfg)?;
     let mut instruments: Vec<u8> = score
         .tracks
         .iter()
@@ -297,6 +320,7 @@ fn encode_one(bytes: &[u8], cfg: &DatasetConfig) -> Result<Encoded> {
         tokens,
         instruments,
         seconds: score.seconds(),
+        warnings,
     })
 }
 
@@ -378,6 +402,7 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
     let mut store = StoreWriter::create(tmp.path())?;
     let mut songs: Vec<SongRow> = Vec::new();
     let mut rejects: Vec<RejectRow> = Vec::new();
+    let mut warnings: Vec<WarningRow> = Vec::new();
     let mut seen: HashMap<blake3::Hash, String> = HashMap::new();
     let mut duplicates = 0usize;
     let mut split_counts: HashMap<String, usize> = HashMap::new();
@@ -414,6 +439,10 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
                                 let starts = bar_starts(&enc.tokens);
                                 store.push(&ids, &starts, split)?;
                                 *split_counts.entry(split.name().to_string()).or_default() += 1;
+                                warnings.extend(enc.warnings.iter().map(|w| WarningRow {
+                                    file: file.clone(),
+                                    warning: w.clone(),
+                                }));
                                 songs.push(SongRow {
                                     file: file.clone(),
                                     hash: hash.to_hex().to_string(),
@@ -442,7 +471,7 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
     }
     bar.finish_and_clear();
     store.finish()?;
-    write_tables(tmp.path(), &songs, &rejects)?;
+    write_tables(tmp.path(), &songs, &rejects, &warnings)?;
     std::fs::write(tmp.path().join("vocab.txt"), vocab.to_fairseq())?;
     let manifest = Manifest {
         format: DATASET_FORMAT,
@@ -455,6 +484,7 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         songs: songs.len(),
         rejected: rejects.len(),
         duplicates,
+        warnings: warnings.len(),
         splits: split_counts,
         tokens: songs.iter().map(|s| s.tokens as u64).sum(),
         bars: songs.iter().map(|s| s.bars as u64).sum(),
@@ -475,8 +505,13 @@ fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
-/// Writes the metadata and rejects tables as Parquet and CSV.
-fn write_tables(dir: &Path, songs: &[SongRow], rejects: &[RejectRow]) -> Result<()> {
+/// Writes the metadata, rejects and warnings tables as Parquet and CSV.
+fn write_tables(
+    dir: &Path,
+    songs: &[SongRow],
+    rejects: &[RejectRow],
+    warnings: &[WarningRow],
+) -> Result<()> {
     let mut meta = df!(
         "file" => songs.iter().map(|s| s.file.as_str()).collect::<Vec<_>>(),
         "hash" => songs.iter().map(|s| s.hash.as_str()).collect::<Vec<_>>(),
@@ -490,7 +525,15 @@ fn write_tables(dir: &Path, songs: &[SongRow], rejects: &[RejectRow]) -> Result<
         "file" => rejects.iter().map(|r| r.file.as_str()).collect::<Vec<_>>(),
         "reason" => rejects.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
     )?;
-    for (df, name) in [(&mut meta, "metadata"), (&mut rej, "rejects")] {
+    let mut warn = df!(
+        "file" => warnings.iter().map(|w| w.file.as_str()).collect::<Vec<_>>(),
+        "warning" => warnings.iter().map(|w| w.warning.as_str()).collect::<Vec<_>>(),
+    )?;
+    for (df, name) in [
+        (&mut meta, "metadata"),
+        (&mut rej, "rejects"),
+        (&mut warn, "warnings"),
+    ] {
         let create = |ext: &str| {
             let path = dir.join(format!("{name}.{ext}"));
             std::fs::File::create(&path)
@@ -557,6 +600,17 @@ pub fn bench_encode(files: &[PathBuf], cfg: &DatasetConfig, repeat: usize) -> En
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compat_mode_is_part_of_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = DatasetConfig::for_folder(dir.path().to_path_buf(), dir.path().join("out"));
+        let ours = fingerprint(&cfg, dir.path(), &[]).unwrap();
+        cfg.encoding.compat = crate::midi::Compat::Release;
+        assert_ne!(fingerprint(&cfg, dir.path(), &[]).unwrap(), ours);
+        let lmd6 = DatasetConfig::load(Path::new("experiments/data/lmd6.yaml")).unwrap();
+        assert_eq!(lmd6.encoding.compat, crate::midi::Compat::Release);
+    }
 
     #[test]
     fn lmd6_uses_the_release_split() {

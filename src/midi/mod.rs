@@ -1,12 +1,75 @@
 //! MIDI files in and out: reading standard MIDI files (formats 0 and 1) into a
 //! [`Score`], the one in-memory form of a piece in ticks, and writing a `Score`
 //! back to a standard MIDI file.
+//!
+//! Two readers: ours ([`read_bytes`], musically motivated choices) and one that
+//! reads as the original release does ([`Compat::Release`]: mido 1.2.10 and
+//! miditoolkit 0.1.16, see `release.rs` and `docs/tokens.md`).
 
 mod read;
+mod release;
 mod write;
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 pub use read::{read_bytes, read_file, MidiError};
 pub use write::{to_bytes, write_file};
+
+/// Whose choices reading and encoding follow.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compat {
+    /// Our musically motivated choices (first-in-first-out note pairing, the
+    /// program at the note-on, strict structure checks).
+    #[default]
+    Ours,
+    /// The original release's tokenizer, token for token: MIDI read as mido 1.2.10
+    /// and miditoolkit 0.1.16 read it, encoded as MidiProcessor's REMIGEN2 does.
+    Release,
+}
+
+impl Compat {
+    /// True for [`Compat::Ours`] (the default, left out when serializing so
+    /// settings written before the option existed keep their hash).
+    pub fn is_ours(&self) -> bool {
+        *self == Compat::Ours
+    }
+}
+
+/// A score with the warnings its reading produced: what the reader kept or
+/// dropped silently that a user may want to know about (only the release-mode
+/// reader writes warnings; ours rejects such files or handles them as documented).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reading {
+    /// The piece.
+    pub score: Score,
+    /// One line each.
+    pub warnings: Vec<String>,
+}
+
+/// Parses a standard MIDI file with the reader of `compat`: [`read_bytes`] for
+/// [`Compat::Ours`] (never warns), the release's reader for [`Compat::Release`].
+pub fn read_bytes_as(bytes: &[u8], compat: Compat) -> Result<Reading, MidiError> {
+    match compat {
+        Compat::Ours => Ok(Reading {
+            score: read_bytes(bytes)?,
+            warnings: Vec::new(),
+        }),
+        Compat::Release => release::read_bytes(bytes),
+    }
+}
+
+/// Reads a standard MIDI file from disk with the reader of `compat`.
+pub fn read_file_as(path: &Path, compat: Compat) -> Result<Reading, MidiError> {
+    let bytes = std::fs::read(path).map_err(|source| MidiError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_bytes_as(&bytes, compat)
+}
 
 /// A note in ticks. `end > start` always holds for notes in a [`Score`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,7 +101,8 @@ impl Note {
 pub struct Track {
     /// Track name from the file, if any.
     pub name: String,
-    /// General MIDI program 0..=127 (ignored for drums).
+    /// General MIDI program 0..=127 (ignored for drums; 0 for drums read by our
+    /// reader, the channel's program for drums read in release mode).
     pub program: u8,
     /// True for notes on MIDI channel 10 (index 9).
     pub is_drum: bool,
@@ -89,9 +153,13 @@ pub struct KeySignature {
 pub struct Score {
     /// Ticks per quarter note (> 0).
     pub ticks_per_beat: u32,
-    /// Tempo changes sorted by tick (may be empty: 120 bpm).
+    /// Tempo changes sorted by tick (may be empty: 120 bpm). A score read in
+    /// release mode keeps miditoolkit's list instead: each track's changes in
+    /// order, tracks one after the other, so ticks may go back between tracks
+    /// (the release's encoder lets the last one listed at a grid position win).
     pub tempos: Vec<Tempo>,
-    /// Time-signature changes sorted by tick (may be empty: 4/4).
+    /// Time-signature changes sorted by tick (may be empty: 4/4; several at one
+    /// tick only in release mode, the last one listed counting).
     pub time_signatures: Vec<TimeSignature>,
     /// Key-signature changes sorted by tick.
     pub key_signatures: Vec<KeySignature>,
@@ -114,14 +182,17 @@ impl Score {
             .unwrap_or(0)
     }
 
-    /// Length in seconds under the tempo map (up to the last note offset).
+    /// Length in seconds under the tempo map (up to the last note offset; the
+    /// tempo changes taken in tick order, the last one listed at a tick winning).
     pub fn seconds(&self) -> f64 {
         let end = self.end_tick();
         let tpb = self.ticks_per_beat.max(1) as f64;
         let mut secs = 0.0;
         let mut tick = 0u64;
         let mut mpq = 500_000.0f64;
-        for t in &self.tempos {
+        let mut tempos = self.tempos.clone();
+        tempos.sort_by_key(|t| t.tick);
+        for t in &tempos {
             if t.tick >= end {
                 break;
             }

@@ -3,7 +3,8 @@
 //! The semantics follow the pretty_midi/miditoolkit family of loaders used by
 //! the original Museformer pipeline, with a few deliberate, documented
 //! differences (FIFO note pairing, program taken at the note-on, open notes
-//! closed at the end of their track): see [`read_bytes`].
+//! closed at the end of their track): see [`read_bytes`]. The reader that follows
+//! the release exactly is `release.rs` ([`super::Compat::Release`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,10 @@ pub enum MidiError {
         /// Tick of the event.
         tick: u64,
     },
+    /// The original release's reader (mido 1.2.10, miditoolkit 0.1.16 and
+    /// MidiProcessor's checks) fails on the file: release-mode reading only.
+    #[error("the original release's reader fails on this file: {0}")]
+    Release(String),
     /// An event lies past `MAX_TICK` (2^31) ticks or past `MAX_BEATS`
     /// (100 000) beats.
     #[error("event at tick {tick} lies beyond the supported length ({MAX_BEATS} beats at {ticks_per_beat} ticks per beat, or 2^31 ticks)")]

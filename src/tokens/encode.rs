@@ -8,8 +8,9 @@ use super::vocab::{
     reduce_time_signature, tempo_id, time_signature_id, velocity_id, Token, Vocab,
     DEFAULT_POS_PER_BEAT, DRUM_INSTRUMENT,
 };
-use crate::midi::Score;
+use crate::midi::{Compat, Score};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Order of the instruments sounding at one position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -59,6 +60,12 @@ pub struct EncodeOptions {
     pub pos_per_beat: u32,
     /// Refuse pieces longer than this many bars (guards against absurd tick values).
     pub max_bars: u32,
+    /// Whose choices to follow: ours, or the original release's tokenizer token for
+    /// token (`docs/tokens.md`); in a dataset file it also picks the MIDI reader.
+    /// Left out of the serialized options when `ours`, so older settings keep
+    /// their hash.
+    #[serde(skip_serializing_if = "Compat::is_ours")]
+    pub compat: Compat,
 }
 
 impl Default for EncodeOptions {
@@ -70,6 +77,7 @@ impl Default for EncodeOptions {
             normalize_key: false,
             pos_per_beat: DEFAULT_POS_PER_BEAT,
             max_bars: 10_000,
+            compat: Compat::Ours,
         }
     }
 }
@@ -92,6 +100,14 @@ pub enum EncodeError {
     /// Zero ticks per beat.
     #[error("ticks per beat is 0")]
     ZeroTicksPerBeat,
+    /// Release mode with the lmd6 order: an instrument the release's
+    /// `6tracks_cst1` order has no place for (it fails with a KeyError).
+    #[error("instrument {0} is not one of the lmd6 order's 80, 128, 32, 43, 25, 0, 48 (the release's 6tracks_cst1 order fails on it)")]
+    NotInLmd6Order(u8),
+    /// Release mode with key normalization: a piece with only drum notes (the
+    /// release's key finding fails on it).
+    #[error("key normalization of a piece with only drum notes (the release's get_pitch_shift fails on it)")]
+    KeyOfDrumsOnly,
 }
 
 /// One note on the grid.
@@ -163,24 +179,33 @@ pub(crate) fn to_grid(
         .map(|n| n.onset)
         .max()
         .ok_or(EncodeError::NoNotes)?;
+    let release = opts.compat == Compat::Release;
+    if release && opts.normalize_key && notes.iter().all(|n| n.instrument == DRUM_INSTRUMENT) {
+        return Err(EncodeError::KeyOfDrumsOnly);
+    }
 
     // Time signatures are reduced first: the bar length follows the reduced one.
-    let mut ts_changes = Vec::with_capacity(score.time_signatures.len());
-    for t in &score.time_signatures {
-        if time_signature_id(t.numerator, t.denominator).is_none() {
-            return Err(EncodeError::UnsupportedTimeSignature(
-                t.numerator,
-                t.denominator,
-            ));
+    let (ts_changes, tempo_changes) = if release {
+        release_changes(score, last_onset + 1, pos)?
+    } else {
+        let mut ts_changes = Vec::with_capacity(score.time_signatures.len());
+        for t in &score.time_signatures {
+            if time_signature_id(t.numerator, t.denominator).is_none() {
+                return Err(EncodeError::UnsupportedTimeSignature(
+                    t.numerator,
+                    t.denominator,
+                ));
+            }
+            let (n, d) = reduce_time_signature(t.numerator, t.denominator);
+            ts_changes.push((pos(t.tick), n, d));
         }
-        let (n, d) = reduce_time_signature(t.numerator, t.denominator);
-        ts_changes.push((pos(t.tick), n, d));
-    }
-    let tempo_changes: Vec<(u64, f64)> = score
-        .tempos
-        .iter()
-        .map(|t| (pos(t.tick), t.bpm()))
-        .collect();
+        let tempo_changes: Vec<(u64, f64)> = score
+            .tempos
+            .iter()
+            .map(|t| (pos(t.tick), t.bpm()))
+            .collect();
+        (ts_changes, tempo_changes)
+    };
     let in_force = |at: u64| {
         let ts = ts_changes
             .iter()
@@ -216,6 +241,45 @@ pub(crate) fn to_grid(
     Ok(Grid { bars, notes })
 }
 
+/// Time-signature changes `(position, num, den)` (reduced) and tempo changes
+/// `(position, bpm)`, by position.
+type Changes = (Vec<(u64, u32, u32)>, Vec<(u64, f64)>);
+
+/// The changes as MidiProcessor's `collect_pos_info` keeps them: only those at
+/// positions before `max_pos` (the last onset's plus one), one per position, the
+/// last one listed winning (tempos in the score's list order, which a score read
+/// in release mode keeps from miditoolkit); only the time signatures kept must
+/// have an id.
+fn release_changes(
+    score: &Score,
+    max_pos: u64,
+    pos: impl Fn(u64) -> u64,
+) -> Result<Changes, EncodeError> {
+    let mut ts = BTreeMap::new();
+    for t in &score.time_signatures {
+        let p = pos(t.tick);
+        if p < max_pos {
+            ts.insert(p, (t.numerator, t.denominator));
+        }
+    }
+    let mut ts_changes = Vec::with_capacity(ts.len());
+    for (p, (num, den)) in ts {
+        if time_signature_id(num, den).is_none() {
+            return Err(EncodeError::UnsupportedTimeSignature(num, den));
+        }
+        let (n, d) = reduce_time_signature(num, den);
+        ts_changes.push((p, n, d));
+    }
+    let mut tempos = BTreeMap::new();
+    for t in &score.tempos {
+        let p = pos(t.tick);
+        if p < max_pos {
+            tempos.insert(p, t.bpm());
+        }
+    }
+    Ok((ts_changes, tempos.into_iter().collect()))
+}
+
 fn transpose(pitch: u8, shift: i32) -> u8 {
     let mut p = pitch as i32 + shift;
     while p < 0 {
@@ -231,6 +295,15 @@ fn transpose(pitch: u8, shift: i32) -> u8 {
 pub fn encode(score: &Score, opts: &EncodeOptions) -> Result<Vec<Token>, EncodeError> {
     let mut grid = to_grid(score, opts, &Vocab::new(opts.pos_per_beat))?;
     let order = opts.inst_order;
+    if opts.compat == Compat::Release && order == InstrumentOrder::Lmd6 {
+        if let Some(n) = grid
+            .notes
+            .iter()
+            .find(|n| !LMD6_ORDER.contains(&n.instrument))
+        {
+            return Err(EncodeError::NotInLmd6Order(n.instrument));
+        }
+    }
     // Onset, then instrument rank, then (pitch, duration, velocity) descending.
     grid.notes.sort_by(|a, b| {
         (a.onset, order.rank(a.instrument))

@@ -9,6 +9,7 @@ pub mod key;
 pub mod release;
 pub mod vocab;
 
+pub use crate::midi::Compat;
 pub use decode::{
     check_grammar, decode, decode_ticks_per_beat, parse_tokens, DecodeError, Grammar,
 };

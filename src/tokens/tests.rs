@@ -404,3 +404,123 @@ fn decode_names_the_first_bad_token() {
         );
     }
 }
+
+fn release(opts: EncodeOptions) -> EncodeOptions {
+    EncodeOptions {
+        compat: crate::midi::Compat::Release,
+        ..opts
+    }
+}
+
+#[test]
+fn release_mode_lets_the_last_listed_tempo_at_a_position_win() {
+    let tempo = |tick, micros_per_quarter| Tempo {
+        tick,
+        micros_per_quarter,
+    };
+    // Ticks 1900 and 1910 of 480 per beat both fall on position 48 (of 12 per
+    // beat), the first of bar 2. miditoolkit lists the changes of two tracks one
+    // track after the other, so the later tick can come first; a change past the
+    // last onset comes in between.
+    let mut s = two_bar_piece();
+    s.tempos = vec![
+        tempo(0, 600_000),
+        tempo(1910, 500_000),
+        tempo(9600, 300_000),
+        tempo(1900, 400_000),
+    ];
+    // The release: 150 bpm (t-39), listed last at position 48.
+    let theirs = text(&s, &release(EncodeOptions::default()));
+    assert!(theirs.contains("b-1 s-9 t-39 o-0"), "{theirs}");
+    // Sorted by tick, as our reader keeps them: 120 bpm (t-35) in both modes.
+    s.tempos.sort_by_key(|t| t.tick);
+    let ours = text(&s, &EncodeOptions::default());
+    assert!(ours.contains("b-1 s-9 t-35 o-0"), "{ours}");
+    assert_eq!(text(&s, &release(EncodeOptions::default())), ours);
+    assert_eq!(ours.replace("t-35", "t-39"), theirs);
+}
+
+#[test]
+fn release_mode_checks_only_the_time_signatures_it_keeps() {
+    // An unsupported signature after the last onset, and one replaced on its own
+    // position: the release never looks them up.
+    let mut s = two_bar_piece();
+    s.tracks.truncate(1);
+    s.time_signatures = vec![
+        TimeSignature {
+            tick: 0,
+            numerator: 1,
+            denominator: 128,
+        },
+        TimeSignature {
+            tick: 10,
+            numerator: 4,
+            denominator: 4,
+        },
+        TimeSignature {
+            tick: 1920 * 4,
+            numerator: 1,
+            denominator: 128,
+        },
+    ];
+    assert_eq!(
+        encode(&s, &EncodeOptions::default()),
+        Err(EncodeError::UnsupportedTimeSignature(1, 128))
+    );
+    let plain = two_bar_piece();
+    let mut one = plain.clone();
+    one.tracks.truncate(1);
+    assert_eq!(
+        text(&s, &release(EncodeOptions::default())),
+        text(&one, &EncodeOptions::default())
+    );
+    s.time_signatures[1].tick = 1920;
+    assert_eq!(
+        encode(&s, &release(EncodeOptions::default())),
+        Err(EncodeError::UnsupportedTimeSignature(1, 128))
+    );
+}
+
+#[test]
+fn release_mode_fails_where_the_release_fails() {
+    let lmd6 = EncodeOptions {
+        inst_order: InstrumentOrder::Lmd6,
+        ..EncodeOptions::default()
+    };
+    let mut s = two_bar_piece();
+    s.tracks[0].program = 33;
+    assert!(encode(&s, &lmd6).is_ok());
+    assert_eq!(
+        encode(&s, &release(lmd6)),
+        Err(EncodeError::NotInLmd6Order(33))
+    );
+    let drums = Score {
+        ticks_per_beat: 480,
+        tracks: vec![track(0, true, vec![note(0, 100, 36, 90)])],
+        ..Score::default()
+    };
+    let key = EncodeOptions {
+        normalize_key: true,
+        ..EncodeOptions::default()
+    };
+    assert_eq!(text(&drums, &key), "s-9 t-35 o-0 i-128 p-164 d-2 v-22 b-1");
+    assert_eq!(
+        encode(&drums, &release(key)),
+        Err(EncodeError::KeyOfDrumsOnly)
+    );
+    // Otherwise both modes write the same tokens.
+    let p = two_bar_piece();
+    for opts in [lmd6, key, EncodeOptions::default()] {
+        assert_eq!(text(&p, &opts), text(&p, &release(opts)));
+    }
+}
+
+#[test]
+fn compat_is_left_out_of_the_serialized_options_when_ours() {
+    let ours = serde_json::to_string(&EncodeOptions::default()).unwrap();
+    assert!(!ours.contains("compat"), "{ours}");
+    let theirs = serde_json::to_string(&release(EncodeOptions::default())).unwrap();
+    assert!(theirs.contains(r#""compat":"release""#), "{theirs}");
+    let back: EncodeOptions = serde_yaml::from_str("compat: release").unwrap();
+    assert_eq!(back, release(EncodeOptions::default()));
+}
