@@ -171,6 +171,61 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
 }
 
 #[test]
+fn inspect_layout_of_a_600_bar_piece_is_the_models_layout() {
+    // Past bar 511 nothing is merged: `inspect layout` gives every token the key
+    // set of the layout the model builds from the same ids (Layout::of_sequence).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bar = "o-0 i-0 p-60 d-4 v-20 b-1 ";
+    let text = format!("t-35 {}", bar.repeat(600));
+    let tokens = write(dir, "long.txt", text.as_bytes());
+    let exp = root().join("experiments/museformer-small.yaml");
+    let json = dir.join("layout.json");
+    run(&[
+        "inspect",
+        "layout",
+        arg(&exp),
+        "--tokens",
+        arg(&tokens),
+        "--json",
+        arg(&json),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["summaries"].as_array().unwrap().len(), 600);
+    let cfg = ExperimentConfig::load(&exp, &[]).unwrap();
+    let vocab = museformer::tokens::Vocab::new(16);
+    let toks = museformer::tokens::parse_tokens(&text, &vocab).unwrap();
+    let mut ids = vec![museformer::tokens::vocab::BOS_ID];
+    ids.extend(toks.iter().map(|&t| vocab.id(t)));
+    let (bars, _) = museformer::model::bar_beat_indices(&ids, &vocab);
+    let ids: Vec<i64> = ids.iter().map(|&x| x as i64).collect();
+    let layout = Layout::of_sequence(&ids, &bars);
+    let lc = match cfg.model.section {
+        ModelSection::Museformer(m) => m.layout,
+        other => panic!("{other:?}"),
+    };
+    let list = |x: &serde_json::Value| -> Vec<usize> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let reported = v["tokens"].as_array().unwrap();
+    assert_eq!(reported.len(), layout.len());
+    for (t, q) in reported.iter().enumerate() {
+        let want = layout.token(t, &lc);
+        assert_eq!(list(&q["tokens"]), want.tokens, "token {t}");
+        assert_eq!(list(&q["summaries"]), want.summaries, "token {t}");
+    }
+    // The last bar's tokens see bar 598 and the summary of bar 550, not bar 0's.
+    let last = reported.last().unwrap();
+    assert!(list(&last["summaries"]).contains(&550));
+    assert_eq!(last["bar"], 599);
+}
+
+#[test]
 fn bench_attention_and_decode_measure_and_write_their_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

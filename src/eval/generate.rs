@@ -277,8 +277,11 @@ pub fn generate(run_dir: &Path, opts: &GenerateOptions, out: &Path) -> Result<Ve
         let score = tokens::decode(&repaired, &run.vocab).context("decoding a repaired piece")?;
         // The canonical token order of the notes (what the MIDI file encodes to):
         // a model may emit instruments or notes of one position in another order.
+        // Our own encoder even for a `compat: release` dataset: the release's
+        // refuses instruments outside its order, which a model may still emit.
         let canonical = EncodeOptions {
             normalize_key: false,
+            compat: crate::midi::Compat::Ours,
             ..run.encoding
         };
         let kept = if repaired.is_empty() {
