@@ -90,7 +90,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// The program: parses the command line, runs the command, prints an error chain
 /// on one line and exits 1 on failure.
 pub fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The git state of the code as the command starts: asked later, it would see
+    // the results this command has written by then as uncommitted changes.
+    crate::provenance::git_state();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
