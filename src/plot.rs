@@ -12,7 +12,7 @@ use std::sync::Once;
 pub const FONT: &str = "sans-serif";
 
 /// Series colors (Tableau 10), cycled.
-pub const COLORS: [RGBColor; 8] = [
+pub const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -21,6 +21,8 @@ pub const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Registers the bundled font under [`FONT`] (once per process).

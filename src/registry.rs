@@ -598,6 +598,38 @@ mod tests {
         serde_yaml::from_str::<ModelConfig>(text).map_err(|e| e.to_string())
     }
 
+    /// Table 1's `params`: the trainable tensors of transformer-small.yaml, counted
+    /// by hand from its sizes (2 layers, width 64, FFN 128, embeddings 64 + 16 + 16,
+    /// sinusoidal bar and beat embeddings: no table).
+    #[test]
+    fn the_parameter_count_is_the_sum_of_the_trainable_tensors() {
+        let cfg = crate::config::ExperimentConfig::load(
+            std::path::Path::new("experiments/transformer-small.yaml"),
+            &[],
+        )
+        .unwrap()
+        .model;
+        let (h, f, v) = (64u64, 128u64, 101u64);
+        let linear = |i: u64, o: u64| i * o + o;
+        let embed = v * 64 + linear(64 + 16 + 16, h);
+        let layer = 2 * (2 * h) + linear(h, 3 * h) + linear(h, h) + linear(h, f) + linear(f, h);
+        let expected = embed + 2 * layer + 2 * h + linear(h, v);
+        assert_eq!(expected, 129 * v + 73_280);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        build(&vs.root(), &cfg, v as i64).unwrap();
+        assert_eq!(crate::model::trainable_parameters(&vs), expected);
+        // Frozen tensors are not counted.
+        let frozen = vs.root().zeros_no_train("frozen", &[1000]);
+        assert_eq!(frozen.numel(), 1000);
+        assert_eq!(crate::model::trainable_parameters(&vs), expected);
+        // Sizes change the count: one more layer adds one layer's parameters.
+        let mut deeper = cfg.clone();
+        deeper.sizes.layers = 3;
+        let vs3 = nn::VarStore::new(tch::Device::Cpu);
+        build(&vs3.root(), &deeper, v as i64).unwrap();
+        assert_eq!(crate::model::trainable_parameters(&vs3), expected + layer);
+    }
+
     #[test]
     fn every_kind_is_registered_once_and_builds() {
         let names: BTreeSet<&str> = MODELS.iter().map(|m| m.name).collect();

@@ -98,7 +98,8 @@ fn the_paper_size_files_train_as_the_release_does() {
 fn the_paper_suite_trains_its_rows_and_generates_as_the_release_does() {
     // Suite paths are relative to the repository root, where cargo runs tests.
     let suite = Suite::load(Path::new("experiments/suites/paper.yaml")).unwrap();
-    assert_eq!(suite.rows.len(), 7);
+    // The paper's seven rows and the full-attention control.
+    assert_eq!(suite.rows.len(), 8);
     for row in &suite.rows {
         let cfg = suite.experiment(row).unwrap();
         assert_release_training(&row.label, &cfg.train);

@@ -121,7 +121,7 @@ fn a_suite_runs_once_then_reuses_its_stages() {
     assert_results();
     let table = std::fs::read_to_string(out.join("table1.md")).unwrap();
     assert!(
-        table.contains("| model | PPL@16 | paper PPL@1024 |"),
+        table.contains("| model | params | PPL@16 | paper PPL@1024 |"),
         "{table}"
     );
     let row_a = table
@@ -129,15 +129,49 @@ fn a_suite_runs_once_then_reuses_its_stages() {
         .find(|l| l.starts_with("| Tiny A |"))
         .unwrap_or_else(|| panic!("no row A: {table}"));
     let cells: Vec<&str> = row_a.split('|').map(str::trim).collect();
-    let ppl: f64 = cells[2].parse().unwrap();
+    let ppl: f64 = cells[3].parse().unwrap();
     assert!(ppl > 1.0 && ppl < 2000.0, "{row_a}");
-    assert_eq!(cells[3], "1.64", "{row_a}");
+    assert_eq!(cells[4], "1.64", "{row_a}");
+    // The trainable parameters of tiny.yaml, by hand: a token table, the
+    // projection of 32 + 8 + 8 (sinusoidal bars and beats) to 32, one layer (two
+    // norms, qkv, out, FFN 64), the final norm and the head.
+    let v = museformer::tokens::Vocab::new(16).len() as u64;
+    let linear = |i: u64, o: u64| i * o + o;
+    let layer = 4 * 32 + linear(32, 96) + linear(32, 32) + linear(32, 64) + linear(64, 32);
+    let params = v * 32 + linear(48, 32) + layer + 2 * 32 + linear(32, v);
+    assert_eq!(cells[2], params.to_string(), "{row_a}");
+    // Tiny B has no paper numbers: dashes in the paper columns, its count too.
+    let row_b = table
+        .lines()
+        .find(|l| l.starts_with("| Tiny B |"))
+        .unwrap_or_else(|| panic!("no row B: {table}"));
+    let cells_b: Vec<&str> = row_b.split('|').map(str::trim).collect();
+    assert_eq!(cells_b[2], params.to_string(), "{row_b}");
+    assert_eq!(
+        [cells_b[4], cells_b[6], cells_b[8], cells_b[10]],
+        ["–"; 4],
+        "{row_b}"
+    );
+    assert!(
+        table.contains("The paper has no numbers for Tiny B"),
+        "{table}"
+    );
+    let record = std::fs::read_to_string(work.join("tiny/stages/train.tiny-a.json")).unwrap();
+    assert!(
+        record.contains(&format!("\"params\": {params}")),
+        "{record}"
+    );
     let prov: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("provenance.json")).unwrap())
             .unwrap();
     assert_eq!(prov["stages"].as_array().unwrap().len(), ALL.len() - 1);
     assert!(prov["machine"]["cpus"].as_u64().unwrap() >= 1);
     assert!(prov["experiments"][0]["config_hash"].is_string(), "{prov}");
+    assert_eq!(
+        prov["experiments"][1]["params"].as_u64(),
+        Some(params),
+        "{prov}"
+    );
 
     // Again: every stage is reused, in seconds.
     let start = Instant::now();

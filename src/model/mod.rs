@@ -252,6 +252,16 @@ impl Default for ModelSizes {
     }
 }
 
+/// The number of trainable parameters of a store: the sum of the element counts
+/// of its variables that require a gradient (what the optimizer updates). A model's
+/// size in Table 1 (`params`) is this number for the store it was built on.
+pub fn trainable_parameters(vs: &tch::nn::VarStore) -> u64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as u64)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

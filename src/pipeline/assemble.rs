@@ -115,6 +115,7 @@ pub(super) fn write_report(
         };
         rows.push(RowResult {
             label: row.label.clone(),
+            params: rec.train.output.params,
             ppl: rec.eval.output.perplexity.iter().map(|p| p.ppl).collect(),
             se: se.se_percent,
             se_note,
@@ -129,6 +130,7 @@ pub(super) fn write_report(
             config_hash: train.config_hash.clone(),
             run_dir: train.run_dir.clone(),
             steps: train.steps,
+            params: train.params,
             train_seconds: train.train_seconds,
         });
     }

@@ -82,6 +82,10 @@ pub struct TrainOutput {
     pub best_valid_loss: Option<f64>,
     /// Loss of the last step.
     pub last_loss: Option<f64>,
+    /// Trainable parameters of the model (Table 1's `params`); `None` in a record
+    /// written before the count was kept (its cell in Table 1 is then a dash).
+    #[serde(default)]
+    pub params: Option<u64>,
 }
 
 impl StageOutput for TrainOutput {
@@ -285,6 +289,7 @@ pub(super) fn train(
                 train_seconds: s.seconds,
                 best_valid_loss: s.best_valid,
                 last_loss: summary.last_loss,
+                params: Some(summary.params),
             },
         })
     })
@@ -442,4 +447,26 @@ pub(super) fn report(r: &mut Runner, records: &Records) -> Result<StageRecord<Re
             output: ReportOutput {},
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A train record written before the parameter count was kept still loads
+    /// (`museformer report` on old stages): its count is unknown, not zero.
+    #[test]
+    fn a_train_record_without_a_parameter_count_loads() {
+        let old = r#"{"run_dir": "r", "experiment": "e.yaml", "config_hash": "h", "steps": 5,
+            "tokens": 100, "train_seconds": 1.0, "best_valid_loss": null, "last_loss": 2.0}"#;
+        let out: TrainOutput = serde_json::from_str(old).unwrap();
+        assert_eq!(out.params, None);
+        let new = TrainOutput {
+            params: Some(123),
+            ..out
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains("\"params\":123"), "{text}");
+        assert_eq!(serde_json::from_str::<TrainOutput>(&text).unwrap(), new);
+    }
 }

@@ -203,6 +203,43 @@ mod tests {
         assert_eq!(slug("//"), "");
     }
 
+    /// Every suite of the repository has the control row first: the full-attention
+    /// Transformer (no paper numbers) of the size of the suite's Museformer row.
+    #[test]
+    fn the_repositorys_suites_start_with_the_full_attention_control() {
+        use crate::registry::ModelKind;
+        for (file, experiment, paper_rows) in [
+            ("mini", "experiments/transformer-small.yaml", 7),
+            ("paper", "experiments/transformer.yaml", 7),
+            ("smoke", "experiments/transformer-small.yaml", 0),
+        ] {
+            // Suite paths are relative to the repository root, where cargo runs tests.
+            let suite = Suite::load(Path::new(&format!("experiments/suites/{file}.yaml")))
+                .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            let control = &suite.rows[0];
+            assert_eq!(
+                control.label, "Transformer (full-attention control)",
+                "{file}"
+            );
+            assert_eq!(control.experiment, Path::new(experiment), "{file}");
+            assert_eq!(control.paper, None, "{file}: the paper has no such row");
+            assert!(control.set.is_empty(), "{file}");
+            let cfg = suite.experiment(control).unwrap();
+            assert_eq!(cfg.model.kind(), ModelKind::Transformer, "{file}");
+            assert_eq!(
+                suite.rows.iter().filter(|r| r.paper.is_some()).count(),
+                paper_rows,
+                "{file}"
+            );
+            // The same size as the Museformer row, where there is one.
+            if let Some(m) = suite.rows.iter().find(|r| r.label == "Museformer") {
+                let m = suite.experiment(m).unwrap();
+                assert_eq!(cfg.model.sizes, m.model.sizes, "{file}");
+                assert_eq!(cfg.train, m.train, "{file}");
+            }
+        }
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();

@@ -72,6 +72,8 @@ pub struct ExperimentProvenance {
     pub run_dir: PathBuf,
     /// Training steps done.
     pub steps: usize,
+    /// Trainable parameters of the model (`None`: not in its train record).
+    pub params: Option<u64>,
     /// Training wall time, seconds.
     pub train_seconds: f64,
 }
@@ -99,6 +101,8 @@ const MIN_GENERATED_SONGS: u64 = 2;
 pub struct RowResult {
     /// Row label.
     pub label: String,
+    /// Trainable parameters of the row's model (`None`: unknown, shown as a dash).
+    pub params: Option<u64>,
     /// Perplexity at the suite's three lengths.
     pub ppl: Vec<f64>,
     /// Similarity error in percent (`None` when the generated pieces have no bar
@@ -106,7 +110,8 @@ pub struct RowResult {
     pub se: Option<f64>,
     /// Why there is no SE, or which intervals it left out.
     pub se_note: Option<String>,
-    /// The paper's numbers.
+    /// The paper's numbers (`None`: the paper has no row for it, as for the
+    /// full-attention control; its paper cells are dashes).
     pub paper: Option<PaperNumbers>,
     /// Similarity distribution of the generated pieces.
     pub generated: Distribution,
@@ -135,17 +140,25 @@ pub struct ReportInput {
     pub attention: Option<Vec<crate::bench::Measurement>>,
 }
 
-/// Table 1 as a frame: model, then for each length our PPL and the paper's, then
-/// our SE and the paper's.
+/// Table 1 as a frame: model, its trainable parameters (`params`, an exact count,
+/// the same digits in the Markdown, CSV and LaTeX forms), then for each length our
+/// PPL and the paper's, then our SE and the paper's. A row without paper numbers has
+/// null paper cells (a dash in Markdown and LaTeX, empty in CSV).
 pub fn table1(input: &ReportInput) -> Result<DataFrame> {
-    let mut cols: Vec<Column> = vec![Column::new(
-        "model".into(),
-        input
-            .rows
-            .iter()
-            .map(|r| r.label.as_str())
-            .collect::<Vec<_>>(),
-    )];
+    let mut cols: Vec<Column> = vec![
+        Column::new(
+            "model".into(),
+            input
+                .rows
+                .iter()
+                .map(|r| r.label.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "params".into(),
+            input.rows.iter().map(|r| r.params).collect::<Vec<_>>(),
+        ),
+    ];
     for (k, len) in input.lengths.iter().enumerate() {
         cols.push(Column::new(
             format!("PPL@{len}").into(),
@@ -182,16 +195,37 @@ pub fn table1(input: &ReportInput) -> Result<DataFrame> {
 /// The note above Table 1.
 fn table_note(input: &ReportInput) -> String {
     format!(
-        "Table 1 of the `{}` suite: perplexity (PPL) on the test split over the first {} tokens of each song, \
+        "Table 1 of the `{}` suite: the number of trainable parameters of each model (params), \
+         perplexity (PPL) on the test split over the first {} tokens of each song, \
          and the similarity error (SE, Eq. 6, %, T = {}) of generated pieces against the training data. {} \
          The paper's numbers (LMD, full-size models, lengths {}) stand in the adjacent columns for reference; \
-         small-scale numbers are not expected to match them.",
+         small-scale numbers are not expected to match them.{}",
         input.suite,
         join(&input.lengths),
         input.training.max_interval(),
         input.setting,
         join(&PAPER_LENGTHS),
+        no_paper_note(input),
     )
+}
+
+/// The sentence naming the rows the paper has no numbers for (the full-attention
+/// control), whose paper cells are dashes; empty when every row has them.
+fn no_paper_note(input: &ReportInput) -> String {
+    let labels: Vec<&str> = input
+        .rows
+        .iter()
+        .filter(|r| r.paper.is_none())
+        .map(|r| r.label.as_str())
+        .collect();
+    match labels.as_slice() {
+        [] => String::new(),
+        [one] => format!(" The paper has no numbers for {one}: its paper cells are dashes."),
+        many => format!(
+            " The paper has no numbers for {}: their paper cells are dashes.",
+            many.join(", ")
+        ),
+    }
 }
 
 fn join(xs: &[usize]) -> String {
@@ -414,6 +448,7 @@ mod tests {
             rows: vec![
                 RowResult {
                     label: "A".into(),
+                    params: Some(1_234_567),
                     ppl: vec![3.0, 2.5, 2.25],
                     se: Some(1.5),
                     se_note: None,
@@ -426,6 +461,7 @@ mod tests {
                 },
                 RowResult {
                     label: "B".into(),
+                    params: None,
                     ppl: vec![4.0, 3.5, 3.25],
                     se: None,
                     se_note: Some("no bar pairs".into()),
@@ -461,6 +497,7 @@ mod tests {
             names,
             [
                 "model",
+                "params",
                 "PPL@16",
                 "paper PPL@1024",
                 "PPL@64",
@@ -473,13 +510,70 @@ mod tests {
         );
         let md = format::markdown(&df, &TABLE1_STYLE).unwrap();
         assert!(
-            md.contains("| A | 3.00 | 1.64 | 2.50 | 1.41 | 2.25 | 1.35 | 1.50 | 0.95 |"),
+            md.contains("| A | 1234567 | 3.00 | 1.64 | 2.50 | 1.41 | 2.25 | 1.35 | 1.50 | 0.95 |"),
             "{md}"
         );
         assert!(
-            md.contains("| B | 4.00 | – | 3.50 | – | 3.25 | – | – | – |"),
+            md.contains("| B | – | 4.00 | – | 3.50 | – | 3.25 | – | – | – |"),
             "{md}"
         );
+        assert!(
+            md.contains("| --- | ---: | ---: |"),
+            "params is right-aligned: {md}"
+        );
+    }
+
+    /// The full-attention control: our numbers, no paper numbers. Its paper cells
+    /// are dashes in Markdown and LaTeX and empty in CSV, its parameter count the
+    /// same digits in all three, and the note names it.
+    #[test]
+    fn a_row_without_paper_numbers_renders_in_every_format() {
+        let mut input = input();
+        input.rows[1] = RowResult {
+            label: "Transformer (full-attention control)".into(),
+            params: Some(98_765),
+            ppl: vec![4.0, 3.5, 3.25],
+            se: Some(2.0),
+            se_note: None,
+            paper: None,
+            generated: dist(2),
+            pieces: 2,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        write(&input, dir.path()).unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let md = read("table1.md");
+        assert!(
+            md.contains(
+                "| Transformer (full-attention control) | 98765 | 4.00 | – | 3.50 | – | 3.25 | – | 2.00 | – |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("The paper has no numbers for Transformer (full-attention control): its paper cells are dashes."),
+            "{md}"
+        );
+        let csv = read("table1.csv");
+        assert!(
+            csv.starts_with("model,params,PPL@16,paper PPL@1024,"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("Transformer (full-attention control),98765,4.0,,3.5,,3.25,,2.0,\n"),
+            "{csv}"
+        );
+        assert!(csv.contains("A,1234567,3.0,1.64,"), "{csv}");
+        let tex = read("table1.tex");
+        assert!(
+            tex.contains(
+                "Transformer (full-attention control) & 98765 & 4.00 & -- & 3.50 & -- & 3.25 & -- & 2.00 & -- \\\\"
+            ),
+            "{tex}"
+        );
+        assert!(tex.contains("A & 1234567 & 3.00 & 1.64"), "{tex}");
+        // With paper numbers on every row there is no such sentence.
+        input.rows.remove(1);
+        assert!(!table_note(&input).contains("no numbers"));
     }
 
     #[test]
@@ -502,8 +596,11 @@ mod tests {
             assert!(std::fs::metadata(&p).unwrap().len() > 0, "{name} is empty");
         }
         let csv = std::fs::read_to_string(dir.path().join("table1.csv")).unwrap();
-        assert!(csv.starts_with("model,PPL@16,paper PPL@1024,"), "{csv}");
-        assert!(csv.contains("B,4.0,,3.5,,3.25,,,"), "{csv}");
+        assert!(
+            csv.starts_with("model,params,PPL@16,paper PPL@1024,"),
+            "{csv}"
+        );
+        assert!(csv.contains("B,,4.0,,3.5,,3.25,,,"), "{csv}");
         let md = std::fs::read_to_string(dir.path().join("table1.md")).unwrap();
         assert!(md.contains("B: no bar pairs (2 pieces)"), "{md}");
         let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();

@@ -126,6 +126,8 @@ pub struct TrainSummary {
     pub target_steps: usize,
     /// The final state.
     pub state: TrainState,
+    /// Trainable parameters of the model ([`crate::model::trainable_parameters`]).
+    pub params: u64,
     /// Training loss of the last step this call ran (none when the run was
     /// already finished).
     pub last_loss: Option<f64>,
@@ -152,6 +154,7 @@ impl std::fmt::Display for TrainSummary {
             s.tokens,
             s.seconds
         )?;
+        writeln!(f, "trainable parameters: {}", self.params)?;
         write!(f, "run folder: {}", self.run_dir.display())
     }
 }
@@ -182,6 +185,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
     tch::manual_seed(cfg.train.seed as i64);
     let mut vs = nn::VarStore::new(device);
     let model = registry::build(&vs.root(), &cfg.model, vocab.len() as i64)?;
+    let params = crate::model::trainable_parameters(&vs);
     let t = &cfg.train;
     let mut opt = Adam::new(&vs, t.betas, t.eps, t.weight_decay, t.decay);
     let mut state = TrainState {
@@ -199,6 +203,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
             run_dir: paths.dir,
             target_steps: cfg.train.steps,
             state,
+            params,
             last_loss: None,
             interrupted: false,
         });
@@ -240,6 +245,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
                 run_dir: paths.dir,
                 target_steps: cfg.train.steps,
                 state,
+                params,
                 last_loss,
                 interrupted: true,
             });
@@ -310,6 +316,7 @@ pub fn train(cfg: &ExperimentConfig, runs_root: &Path, resume: bool) -> Result<T
         run_dir: paths.dir,
         target_steps: cfg.train.steps,
         state,
+        params,
         last_loss,
         interrupted: false,
     })
