@@ -27,8 +27,8 @@ corpus: setup
 test: build corpus
     cargo test --release -- --test-threads 2
 
-# The main job: the mini suite (all seven rows of Table 1, small, on the default
-# corpus, CPU) into results/mini/; finished stages are cached (docs/reproduce.md).
+# The main job: the mini suite (the seven rows of Table 1 and the full-attention
+# control, small, on the default corpus, CPU) into results/mini/; finished stages are cached (docs/reproduce.md).
 # `just reproduce experiments/suites/paper.yaml` runs the paper's setting.
 reproduce suite="experiments/suites/mini.yaml": build corpus
     {{bin}} reproduce {{suite}}
