@@ -251,6 +251,7 @@ impl std::fmt::Display for RepetitionTable<'_> {
                 "none" => "no earlier copy".to_string(),
                 "outside" => "outside bars (</s>)".to_string(),
                 "other" => "other distances".to_string(),
+                "1" => "1 bar back".to_string(),
                 d => format!("{d} bars back"),
             };
             match r.ppl {
