@@ -51,6 +51,11 @@ impl RunPaths {
     pub fn eval_json(&self) -> PathBuf {
         self.dir.join("eval.json")
     }
+    /// Test perplexity of repeated bars by distance to the nearest earlier copy, as
+    /// CSV (`museformer eval`).
+    pub fn repetition_csv(&self) -> PathBuf {
+        self.dir.join("repetition.csv")
+    }
     /// The checkpoints folder.
     pub fn checkpoints(&self) -> PathBuf {
         self.dir.join("checkpoints")

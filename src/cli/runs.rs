@@ -28,6 +28,12 @@ pub struct EvalArgs {
     /// Prefix lengths, comma separated (default: the experiment's eval.lengths).
     #[arg(long, value_delimiter = ',')]
     lengths: Option<Vec<usize>>,
+    /// Notes that make a bar's set for the repetition perplexity (a bar repeats an
+    /// earlier one when their sets are equal): `all` (every note, drums too),
+    /// `pitched` (every non-drum note), `auto` (the melody, instrument 80, when a
+    /// song has it, else every non-drum note), or one instrument id 0..=128.
+    #[arg(long, default_value = "all")]
+    instrument: crate::structure::InstrumentSelection,
 }
 
 #[derive(Args)]
@@ -70,14 +76,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let rows = crate::eval::evaluate(&a.run_dir, a.lengths)?;
+    let eval = crate::eval::evaluate_with(&a.run_dir, a.lengths, a.instrument)?;
     print!(
         "{}",
         crate::eval::PerplexityTable {
             run_dir: &a.run_dir,
-            rows: &rows
+            rows: &eval.perplexity
         }
     );
+    print!("{}", crate::eval::RepetitionTable(&eval));
     Ok(())
 }
 
