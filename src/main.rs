@@ -1,5 +1,13 @@
 //! The `museformer` binary: the command line lives in [`museformer::cli`].
 
 fn main() -> std::process::ExitCode {
+    // A closed pipe (`museformer vocab | head`) ends the process quietly, as for any
+    // Unix tool, instead of panicking in `println!`.
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread starts; restores the default
+    // action of SIGPIPE, which the Rust runtime sets to "ignore".
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     museformer::cli::main()
 }

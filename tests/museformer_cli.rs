@@ -226,6 +226,40 @@ fn inspect_layout_of_a_600_bar_piece_is_the_models_layout() {
 }
 
 #[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    // The JSON of a 600-bar layout is far more than a pipe holds, so the command
+    // is still writing when the reader goes away (`museformer ... | head`).
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let bar = "o-0 i-0 p-60 d-4 v-20 b-1 ";
+    let tokens = write(
+        tmp.path(),
+        "long.txt",
+        format!("t-35 {}", bar.repeat(600)).as_bytes(),
+    );
+    let exp = root().join("experiments/museformer-small.yaml");
+    let mut child = bin()
+        .args([
+            "inspect",
+            "layout",
+            arg(&exp),
+            "--tokens",
+            arg(&tokens),
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}
+
+#[test]
 fn bench_attention_and_decode_measure_and_write_their_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
