@@ -142,7 +142,13 @@ impl InputEmbedding {
 
     /// The scaled token embedding of ids `(batch, time)`.
     pub fn tokens(&self, tokens: &Tensor) -> Tensor {
-        self.token.forward(tokens) * self.scale
+        self.scaled(&self.token.forward(tokens))
+    }
+
+    /// `x` times the token embedding's scale (√`token_embed`, or 1): for
+    /// embeddings of the token width kept elsewhere, such as Museformer's summary.
+    pub fn scaled(&self, x: &Tensor) -> Tensor {
+        x * self.scale
     }
 
     /// The bar embedding of bar ids `(batch, time)` (0: none; bar `i` is id i + 1),

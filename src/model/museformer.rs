@@ -330,7 +330,6 @@ pub struct Museformer {
     layout: LayoutConfig,
     dropout: f64,
     attention_dropout: f64,
-    scale: f64,
 }
 
 impl Museformer {
@@ -395,17 +394,14 @@ impl Museformer {
             layout: cfg.layout.clone(),
             dropout: sizes.dropout,
             attention_dropout: sizes.attention_dropout,
-            scale: if sizes.scale_embedding {
-                (sizes.token_embed as f64).sqrt()
-            } else {
-                1.0
-            },
         })
     }
 
     /// The summary inputs of bars `first..first + count`, `(count, hidden)`.
     fn summary_inputs(&self, first: i64, count: i64, device: Device) -> Tensor {
-        let token = (self.summary.get(1) * self.scale)
+        let token = self
+            .embed
+            .scaled(&self.summary.get(1))
             .unsqueeze(0)
             .expand([count, -1], false);
         let ids = Tensor::arange_start(first + 1, first + count + 1, (Kind::Int64, device));
