@@ -170,15 +170,20 @@ fn inspect_layout_writes_the_key_sets_and_a_figure() {
     assert_eq!(v["summaries"][1]["summaries"], serde_json::json!([1]));
 }
 
+/// A token file of 600 one-note bars in `dir`: its text and path.
+fn six_hundred_bars(dir: &Path) -> (String, PathBuf) {
+    let text = format!("t-35 {}", "o-0 i-0 p-60 d-4 v-20 b-1 ".repeat(600));
+    let path = write(dir, "long.txt", text.as_bytes());
+    (text, path)
+}
+
 #[test]
 fn inspect_layout_of_a_600_bar_piece_is_the_models_layout() {
     // Past bar 511 nothing is merged: `inspect layout` gives every token the key
     // set of the layout the model builds from the same ids (Layout::of_sequence).
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let bar = "o-0 i-0 p-60 d-4 v-20 b-1 ";
-    let text = format!("t-35 {}", bar.repeat(600));
-    let tokens = write(dir, "long.txt", text.as_bytes());
+    let (text, tokens) = six_hundred_bars(dir);
     let exp = root().join("experiments/museformer-small.yaml");
     let json = dir.join("layout.json");
     run(&[
@@ -231,12 +236,7 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
     // is still writing when the reader goes away (`museformer ... | head`).
     use std::io::Read;
     let tmp = tempfile::tempdir().unwrap();
-    let bar = "o-0 i-0 p-60 d-4 v-20 b-1 ";
-    let tokens = write(
-        tmp.path(),
-        "long.txt",
-        format!("t-35 {}", bar.repeat(600)).as_bytes(),
-    );
+    let (_, tokens) = six_hundred_bars(tmp.path());
     let exp = root().join("experiments/museformer-small.yaml");
     let mut child = bin()
         .args([
