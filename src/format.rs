@@ -75,7 +75,7 @@ struct TextTable {
 /// The frame's column names and its cells as text, row by row.
 fn text_cells(df: &DataFrame, style: &Style) -> Result<TextTable> {
     let names = df.columns().iter().map(|c| c.name().to_string()).collect();
-    let numeric = df
+    let mut numeric: Vec<bool> = df
         .columns()
         .iter()
         .map(|c| c.dtype().is_primitive_numeric())
@@ -89,6 +89,15 @@ fn text_cells(df: &DataFrame, style: &Style) -> Result<TextTable> {
             .collect::<PolarsResult<Vec<String>>>()
             .map_err(|e| anyhow::anyhow!("cannot read row {i} of a table: {e}"))?;
         rows.push(row);
+    }
+    // A text column of numbers (`3.35 ± 0.02`, `5.1*`) aligns like numbers: every
+    // cell missing or starting with a digit.
+    for (k, c) in df.columns().iter().enumerate() {
+        if c.dtype() == &DataType::String {
+            numeric[k] = rows.iter().all(|r: &Vec<String>| {
+                r[k] == style.missing || r[k].starts_with(|ch: char| ch.is_ascii_digit())
+            });
+        }
     }
     Ok(TextTable {
         names,

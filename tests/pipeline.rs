@@ -274,6 +274,79 @@ r3,1,Tiny B,6,5,5,4
     assert_contains(&err, &["trian", "train:tiny-a"]);
 }
 
+/// `seeds: 2`: each row trains, evaluates and samples twice, as distinct cached
+/// stages with distinct run folders and pieces; Table 1 shows mean ± std, the
+/// provenance lists both runs, and a second run reuses all of them.
+#[test]
+fn seeds_give_distinct_cached_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir, 20);
+    let d = dir.display();
+    let file = write(
+        dir,
+        "seeds.yaml",
+        format!(
+            "name: seeds\ndataset: {d}/data.yaml\nreference: Tiny A\nseeds: 2\nset: [train.steps=15]\n\
+             eval: {{lengths: [16, 64, 128], max_interval: 8}}\ngenerate: {{num: 2, max_len: 150, top_k: 8, seed: 1}}\n\
+             rows:\n  - {{label: Tiny A, experiment: {d}/tiny.yaml}}\n"
+        )
+        .as_bytes(),
+    );
+    let s = Suite {
+        file,
+        work: dir.join("work"),
+        results: dir.join("results"),
+    };
+    let first = run(&s.args("reproduce", &[]));
+    let ran = stages(&first, "run     ");
+    for stage in ["train", "eval", "generate", "se"] {
+        for name in [format!("{stage}:tiny-a"), format!("{stage}:tiny-a-seed1")] {
+            assert!(ran.contains(&name), "{name} did not run: {first}");
+        }
+    }
+    let record = |name: &str| -> serde_json::Value {
+        let path = s.work.join(format!("seeds/stages/{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (a, b) = (record("train.tiny-a"), record("train.tiny-a-seed1"));
+    assert_ne!(a["output"]["run_dir"], b["output"]["run_dir"]);
+    assert_ne!(a["output"]["last_loss"], b["output"]["last_loss"]);
+    let pieces = |slug: &str| {
+        std::fs::read_to_string(
+            s.work
+                .join(format!("seeds/generated/{slug}/piece-000.sampled.txt")),
+        )
+        .unwrap_or_else(|e| panic!("{slug}: {e}"))
+    };
+    assert_ne!(pieces("tiny-a"), pieces("tiny-a-seed1"));
+    let out = s.results.join("seeds");
+    let table = std::fs::read_to_string(out.join("table1.md")).unwrap();
+    let row = table.lines().find(|l| l.starts_with("| Tiny A |")).unwrap();
+    assert!(row.contains(" ± "), "{table}");
+    assert!(table.contains("2 seeds"), "{table}");
+    let csv = std::fs::read_to_string(out.join("table1.csv")).unwrap();
+    assert!(csv.contains(",seeds,"), "{csv}");
+    let se = std::fs::read_to_string(out.join("se.csv")).unwrap();
+    assert_eq!(se.lines().count(), 3, "{se}");
+    let prov: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("provenance.json")).unwrap())
+            .unwrap();
+    let seeds: Vec<u64> = prov["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [0, 1], "{prov}");
+    let again = run(&s.args("reproduce", &[]));
+    assert!(stages(&again, "run     ").is_empty(), "{again}");
+    assert!(
+        stages(&again, "cached  ").contains(&"train:tiny-a-seed1".to_string()),
+        "{again}"
+    );
+}
+
 #[test]
 fn bad_suites_name_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();

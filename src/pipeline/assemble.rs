@@ -11,8 +11,10 @@ use super::stages::{
 use super::suite::{Row, Suite};
 use crate::provenance::Provenance;
 use crate::report::{
-    self, ExperimentProvenance, ReportInput, ReportProvenance, RowResult, StageProvenance,
+    self, ExperimentProvenance, ReportInput, ReportProvenance, RowResult, RunResult,
+    StageProvenance,
 };
+use crate::structure::Distribution;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -20,7 +22,8 @@ use std::path::{Path, PathBuf};
 pub(super) struct Records {
     pub prepare: StageRecord<PrepareOutput>,
     pub similarity: StageRecord<SimilarityOutput>,
-    pub rows: Vec<RowRecords>,
+    /// Per row, its runs (one per seed).
+    pub rows: Vec<Vec<RowRecords>>,
 }
 
 /// The records of one row's stages.
@@ -54,13 +57,19 @@ impl Records {
                 .rows
                 .iter()
                 .map(|row| {
-                    let row = Some(row);
-                    Ok(RowRecords {
-                        train: finished(work, row)?,
-                        eval: finished(work, row)?,
-                        generate: finished(work, row)?,
-                        se: finished(work, row)?,
-                    })
+                    suite
+                        .runs(row)
+                        .iter()
+                        .map(|run| {
+                            let run = Some(run);
+                            Ok(RowRecords {
+                                train: finished(work, run)?,
+                                eval: finished(work, run)?,
+                                generate: finished(work, run)?,
+                                se: finished(work, run)?,
+                            })
+                        })
+                        .collect::<Result<_>>()
                 })
                 .collect::<Result<_>>()?,
         })
@@ -77,7 +86,7 @@ impl Records {
             }
         }
         let mut all = vec![entry(&self.prepare), entry(&self.similarity)];
-        for r in &self.rows {
+        for r in self.rows.iter().flatten() {
             all.extend([
                 entry(&r.train),
                 entry(&r.eval),
@@ -101,37 +110,57 @@ pub(super) fn write_report(
     let training = stages::training_distribution(work)?;
     let mut rows = Vec::new();
     let mut experiments = Vec::new();
-    for (row, rec) in suite.rows.iter().zip(&records.rows) {
-        let se: SeResult = crate::io::read_json(&work.se(row))?;
-        let se_note = match (&se.error, se.missing.is_empty()) {
-            (Some(e), _) => Some(format!("no SE: {e}")),
-            (None, false) => Some(format!(
-                "SE over {} of {} intervals (the pieces have no bar pairs at t = {})",
-                se.intervals.len(),
-                suite.eval.max_interval,
-                compact(&se.missing)
-            )),
-            (None, true) => None,
-        };
+    for (row, recs) in suite.rows.iter().zip(&records.rows) {
+        let mut runs = Vec::new();
+        let mut notes = Vec::new();
+        let mut generated = Distribution::new(suite.eval.max_interval)?;
+        for (run, rec) in suite.runs(row).iter().zip(recs) {
+            let se: SeResult = crate::io::read_json(&work.se(run))?;
+            let which = if suite.seeds > 1 {
+                format!("seed {}: ", run.seed)
+            } else {
+                String::new()
+            };
+            match (&se.error, se.missing.is_empty()) {
+                (Some(e), _) => notes.push(format!("{which}no SE: {e}")),
+                (None, false) => notes.push(format!(
+                    "{which}SE over {} of {} intervals (the pieces have no bar pairs at t = {})",
+                    se.intervals.len(),
+                    suite.eval.max_interval,
+                    compact(&se.missing)
+                )),
+                (None, true) => {}
+            }
+            generated.merge(&se.distribution);
+            runs.push(RunResult {
+                seed: run.seed,
+                params: rec.train.output.params,
+                ppl: rec.eval.output.perplexity.iter().map(|p| p.ppl).collect(),
+                se: se.se_percent,
+                se_interval: se.interval,
+                se_intervals: se.intervals.len(),
+                pieces: se.pieces,
+                bars: se.bars,
+                repetition: rec.eval.output.repetition.clone(),
+            });
+            let train = &rec.train.output;
+            experiments.push(ExperimentProvenance {
+                label: row.label.clone(),
+                seed: run.seed,
+                experiment: row.experiment.clone(),
+                config_hash: train.config_hash.clone(),
+                run_dir: train.run_dir.clone(),
+                steps: train.steps,
+                params: train.params,
+                train_seconds: train.train_seconds,
+            });
+        }
         rows.push(RowResult {
             label: row.label.clone(),
-            params: rec.train.output.params,
-            ppl: rec.eval.output.perplexity.iter().map(|p| p.ppl).collect(),
-            se: se.se_percent,
-            se_note,
+            runs,
+            se_note: (!notes.is_empty()).then(|| notes.join("; ")),
             paper: row.paper,
-            generated: se.distribution,
-            pieces: se.pieces,
-        });
-        let train = &rec.train.output;
-        experiments.push(ExperimentProvenance {
-            label: row.label.clone(),
-            experiment: row.experiment.clone(),
-            config_hash: train.config_hash.clone(),
-            run_dir: train.run_dir.clone(),
-            steps: train.steps,
-            params: train.params,
-            train_seconds: train.train_seconds,
+            generated,
         });
     }
     let stages = records.stages();
@@ -153,7 +182,7 @@ pub(super) fn write_report(
     let setting = format!(
         "Models trained {} steps on {batch} (sequences cut at {}) on the dataset of {}; \
          SE from {} generated pieces per model of {lengths} (top-k {}).",
-        records.rows[0].train.output.steps,
+        records.rows[0][0].train.output.steps,
         t.max_tokens,
         suite.dataset.display(),
         g.num,
@@ -179,6 +208,8 @@ pub(super) fn write_report(
             suite: suite.name.clone(),
             lengths: suite.eval.lengths.clone(),
             setting,
+            reference: suite.reference.clone(),
+            seeds: suite.seeds,
             rows,
             training_name: format!("{} (training data)", training.name),
             training: training.distribution,

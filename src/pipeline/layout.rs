@@ -12,8 +12,11 @@
 //!   similarity/                the training data's distribution
 //!   se/<row>.json              the pieces' similarity error
 //! ```
+//!
+//! `<row>` is a row run's [`Row::stage_slug`]: the row label's slug, with
+//! `-seed<k>` for the runs of seed index k > 0 of a suite with `seeds: N`.
 
-use super::suite::{slug, Row, Suite};
+use super::suite::{Row, Suite};
 use std::path::{Path, PathBuf};
 
 /// A suite's work folder, `<work>/<suite>/`.
@@ -54,19 +57,19 @@ impl WorkFolder {
     /// `train/<row>/`: the runs root of a row's training (the run folder is
     /// `<name>/<hash>/` under it, see `ExperimentConfig::run_dir`).
     pub fn train(&self, row: &Row) -> PathBuf {
-        self.root.join("train").join(slug(&row.label))
+        self.root.join("train").join(row.stage_slug())
     }
 
     /// `eval/<row>.json`: the row's perplexities.
     pub fn eval(&self, row: &Row) -> PathBuf {
         self.root
             .join("eval")
-            .join(format!("{}.json", slug(&row.label)))
+            .join(format!("{}.json", row.stage_slug()))
     }
 
     /// `generated/<row>/`: the row's generated pieces.
     pub fn generated(&self, row: &Row) -> PathBuf {
-        self.root.join("generated").join(slug(&row.label))
+        self.root.join("generated").join(row.stage_slug())
     }
 
     /// `similarity/`: the training data's similarity distribution.
@@ -83,7 +86,7 @@ impl WorkFolder {
     pub fn se(&self, row: &Row) -> PathBuf {
         self.root
             .join("se")
-            .join(format!("{}.json", slug(&row.label)))
+            .join(format!("{}.json", row.stage_slug()))
     }
 }
 
@@ -103,6 +106,7 @@ mod tests {
             experiment: "e.yaml".into(),
             set: Vec::new(),
             paper: None,
+            seed: 0,
         };
         let w = WorkFolder {
             root: PathBuf::from("runs/suites/mini"),
@@ -131,6 +135,20 @@ mod tests {
         assert_eq!(
             w.distribution(),
             Path::new(&format!("{r}/similarity/distribution.json"))
+        );
+        // A second seed's run has places of its own.
+        let seed2 = row.with_seed(2);
+        assert_eq!(
+            w.train(&seed2),
+            Path::new(&format!("{r}/train/w-o-bar-selection-seed2"))
+        );
+        assert_eq!(
+            w.generated(&seed2),
+            Path::new(&format!("{r}/generated/w-o-bar-selection-seed2"))
+        );
+        assert_eq!(
+            w.se(&seed2),
+            Path::new(&format!("{r}/se/w-o-bar-selection-seed2.json"))
         );
         assert_eq!(
             w.se(&row),

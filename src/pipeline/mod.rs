@@ -92,16 +92,20 @@ pub fn reproduce(opts: &Options) -> Result<Outcome> {
     let similarity = stages::similarity(&mut r, &data_cfg, &prepare)?;
     let mut rows = Vec::new();
     for row in &suite.rows {
-        let train = stages::train(&mut r, row, &prepare)?;
-        let eval = stages::eval(&mut r, row, &train)?;
-        let generate = stages::generate(&mut r, row, &train)?;
-        let se = stages::se(&mut r, row, &data_cfg, &generate, &similarity)?;
-        rows.push(RowRecords {
-            train,
-            eval,
-            generate,
-            se,
-        });
+        let mut runs = Vec::new();
+        for run in suite.runs(row) {
+            let train = stages::train(&mut r, &run, &prepare)?;
+            let eval = stages::eval(&mut r, &run, &train)?;
+            let generate = stages::generate(&mut r, &run, &train)?;
+            let se = stages::se(&mut r, &run, &data_cfg, &generate, &similarity)?;
+            runs.push(RowRecords {
+                train,
+                eval,
+                generate,
+                se,
+            });
+        }
+        rows.push(runs);
     }
     let records = Records {
         prepare,

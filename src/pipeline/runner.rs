@@ -8,7 +8,7 @@ use super::stages::{
     EvalOutput, GenerateOutput, PrepareOutput, ReportOutput, SeOutput, SimilarityOutput,
     TrainOutput,
 };
-use super::suite::{slug, Row, Suite};
+use super::suite::{Row, Suite};
 use super::{Options, Outcome};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
@@ -30,7 +30,7 @@ pub const STAGE_KINDS: [&str; 7] = [
 /// stage (`train:museformer`).
 pub fn stage_name<T: StageOutput>(row: Option<&Row>) -> String {
     match row {
-        Some(row) => format!("{}:{}", T::KIND, slug(&row.label)),
+        Some(row) => format!("{}:{}", T::KIND, row.stage_slug()),
         None => T::KIND.to_string(),
     }
 }
@@ -41,8 +41,8 @@ pub fn stage_names(suite: &Suite) -> Vec<String> {
         stage_name::<PrepareOutput>(None),
         stage_name::<SimilarityOutput>(None),
     ];
-    for row in &suite.rows {
-        let row = Some(row);
+    for row in suite.rows.iter().flat_map(|r| suite.runs(r)) {
+        let row = Some(&row);
         names.extend([
             stage_name::<TrainOutput>(row),
             stage_name::<EvalOutput>(row),
@@ -77,11 +77,11 @@ fn weights(suite: &Suite) -> Result<Vec<(String, u64)>> {
         (stage_name::<SimilarityOutput>(None), 2),
     ];
     let g = &suite.generate;
-    for row in &suite.rows {
-        let cfg = suite.experiment(row)?;
+    for row in suite.rows.iter().flat_map(|r| suite.runs(r)) {
+        let cfg = suite.experiment(&row)?;
         let per_step = cfg.train.batch_tokens as u64 * cfg.train.accumulate.max(1) as u64;
         let train = (cfg.train.steps as u64 * per_step / 8000).max(1);
-        let row = Some(row);
+        let row = Some(&row);
         w.push((stage_name::<TrainOutput>(row), train));
         w.push((stage_name::<EvalOutput>(row), (train / 10).max(2)));
         w.push((

@@ -6,11 +6,13 @@ use super::runner::{stage_name, Done, Runner};
 use super::stage::{hash_outputs, stage_key, StageOutput, StageRecord};
 use super::suite::Row;
 use crate::data::{self, DatasetConfig, Split};
+use crate::eval::repetition::RepetitionRow;
 use crate::eval::PplRow;
 use crate::run::RunPaths;
 use crate::structure::input::{self, LoadOptions};
 use crate::structure::{
-    similarity_distribution, similarity_error, Distribution, InstrumentSelection,
+    similarity_distribution, similarity_error, similarity_error_bootstrap, BootstrapInterval,
+    Distribution, InstrumentSelection,
 };
 use crate::tokens::{self, Vocab};
 use anyhow::{bail, Context, Result};
@@ -92,12 +94,19 @@ impl StageOutput for TrainOutput {
     const KIND: &'static str = "train";
 }
 
-/// The record of `eval:<row>`: perplexity at the suite's lengths.
+/// The record of `eval:<row>`: perplexity at the suite's lengths and the
+/// repetition perplexity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalOutput {
     /// One row per length, in the suite's order.
     pub perplexity: Vec<PplRow>,
+    /// Perplexity of the tokens of repeated bars by distance to the nearest earlier
+    /// copy, and of the other bars (over the first `max(lengths)` tokens, bar sets
+    /// of every note; [`crate::eval::repetition`]). Empty in a record written before
+    /// it was kept.
+    #[serde(default)]
+    pub repetition: Vec<RepetitionRow>,
 }
 
 impl StageOutput for EvalOutput {
@@ -134,6 +143,10 @@ pub struct SeOutput {
     pub missing: Vec<usize>,
     /// Why there is no SE.
     pub error: Option<String>,
+    /// The bootstrap confidence interval over the pieces (`None` with fewer than 2
+    /// pieces, or in a record written before it was kept).
+    #[serde(default)]
+    pub interval: Option<BootstrapInterval>,
 }
 
 impl StageOutput for SeOutput {
@@ -161,11 +174,23 @@ pub struct SeResult {
     pub missing: Vec<usize>,
     /// Why there is no SE.
     pub error: Option<String>,
+    /// The bootstrap confidence interval over the pieces ([`SE_RESAMPLES`]
+    /// resamples, level [`SE_LEVEL`]).
+    #[serde(default)]
+    pub interval: Option<BootstrapInterval>,
     /// Pieces read.
     pub pieces: usize,
+    /// Bars per piece: the fewest and the mean.
+    #[serde(default)]
+    pub bars: Option<(u64, f64)>,
     /// The generated pieces' similarity distribution.
     pub distribution: Distribution,
 }
+
+/// Resamples of the similarity error's bootstrap interval over pieces.
+pub const SE_RESAMPLES: usize = 1000;
+/// Its confidence level.
+pub const SE_LEVEL: f64 = 0.95;
 
 /// BLAKE3 (hex, 32 characters) of bytes, as the output hash of a one-file stage.
 fn text_hash(text: &str) -> String {
@@ -302,17 +327,22 @@ pub(super) fn eval(
 ) -> Result<StageRecord<EvalOutput>> {
     let name = stage_name::<EvalOutput>(Some(row));
     let lengths = r.suite.eval.lengths.clone();
-    let key = stage_key(&name, &lengths, &[&train.output_hash], &r.code)?;
+    let settings = json!({"lengths": lengths, "repetition_instrument": "all"});
+    let key = stage_key(&name, &settings, &[&train.output_hash], &r.code)?;
     let run_dir = &train.output.run_dir;
     r.stage(&name, key, |r| {
-        let rows = crate::eval::evaluate(run_dir, Some(lengths))?;
+        let e = crate::eval::evaluate_with(run_dir, Some(lengths), InstrumentSelection::All)?;
+        let output = EvalOutput {
+            perplexity: e.perplexity,
+            repetition: e.repetition,
+        };
         let out = r.work.eval(row);
-        let text = serde_json::to_string_pretty(&rows)?;
+        let text = serde_json::to_string_pretty(&output)?;
         crate::io::write_atomic(&out, text.as_bytes())?;
         Ok(Done {
             output_hash: text_hash(&text),
             outputs: vec![out],
-            output: EvalOutput { perplexity: rows },
+            output,
         })
     })
 }
@@ -323,7 +353,7 @@ pub(super) fn generate(
     train: &StageRecord<TrainOutput>,
 ) -> Result<StageRecord<GenerateOutput>> {
     let name = stage_name::<GenerateOutput>(Some(row));
-    let opts = r.suite.generate.clone();
+    let opts = r.suite.generate_options(row);
     let key = stage_key(&name, &opts, &[&train.output_hash], &r.code)?;
     let run_dir = &train.output.run_dir;
     r.stage(&name, key, |r| {
@@ -375,14 +405,32 @@ pub(super) fn se(
                 tokens::parse_tokens(&text, &vocab).with_context(|| format!("{}", p.display()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let generated = similarity_distribution(&songs, t, InstrumentSelection::Auto)?;
+        let per_piece = songs
+            .iter()
+            .map(|s| similarity_distribution(std::slice::from_ref(s), t, InstrumentSelection::Auto))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut generated = Distribution::new(t)?;
+        per_piece.iter().for_each(|d| generated.merge(d));
+        let bars: Vec<u64> = songs
+            .iter()
+            .map(|s| s.iter().filter(|t| matches!(t, tokens::Token::Bar)).count() as u64)
+            .collect();
+        let bars = (!bars.is_empty()).then(|| {
+            let fewest = bars.iter().copied().min().unwrap_or(0);
+            (fewest, bars.iter().sum::<u64>() as f64 / bars.len() as f64)
+        });
+        // The bootstrap's seed: fixed, so the interval is part of the stage's key.
+        let interval =
+            similarity_error_bootstrap(&per_piece, &training, t, SE_RESAMPLES, SE_LEVEL, 0);
         let result = match similarity_error(&generated, &training, t) {
             Ok(se) => SeResult {
                 se_percent: Some(se.percent()),
                 intervals: se.intervals,
                 missing: se.missing,
                 error: None,
+                interval,
                 pieces: songs.len(),
+                bars,
                 distribution: generated,
             },
             Err(e) => SeResult {
@@ -390,7 +438,9 @@ pub(super) fn se(
                 intervals: Vec::new(),
                 missing: (1..=t).collect(),
                 error: Some(e.to_string()),
+                interval: None,
                 pieces: songs.len(),
+                bars,
                 distribution: generated,
             },
         };
@@ -404,6 +454,7 @@ pub(super) fn se(
                 se_percent: result.se_percent,
                 missing: result.missing,
                 error: result.error,
+                interval: result.interval,
             },
         })
     })
@@ -414,7 +465,7 @@ pub(super) fn se(
 pub(super) fn report(r: &mut Runner, records: &Records) -> Result<StageRecord<ReportOutput>> {
     let name = stage_name::<ReportOutput>(None);
     let mut inputs: Vec<&str> = std::iter::once(records.similarity.output_hash.as_str())
-        .chain(records.rows.iter().flat_map(|r| {
+        .chain(records.rows.iter().flatten().flat_map(|r| {
             [
                 r.train.output_hash.as_str(),
                 r.eval.output_hash.as_str(),

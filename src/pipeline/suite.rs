@@ -27,6 +27,30 @@ pub struct Row {
     /// The paper's numbers for this row, shown beside ours.
     #[serde(default)]
     pub paper: Option<PaperNumbers>,
+    /// Which of the suite's `seeds` this is (0 for the row as written; the suite's
+    /// [`Suite::runs`] makes the others). Not a key of the file.
+    #[serde(skip)]
+    pub seed: usize,
+}
+
+impl Row {
+    /// The row's part of its stage names and work folders: the [`slug`] of its
+    /// label, with `-seed<k>` for seed k > 0 (`museformer`, `museformer-seed1`), so
+    /// a suite of one seed keeps the names (and caches) it had before seeds.
+    pub fn stage_slug(&self) -> String {
+        match self.seed {
+            0 => slug(&self.label),
+            k => format!("{}-seed{k}", slug(&self.label)),
+        }
+    }
+
+    /// This row's run with seed index `seed`.
+    pub fn with_seed(&self, seed: usize) -> Row {
+        Row {
+            seed,
+            ..self.clone()
+        }
+    }
 }
 
 /// Evaluation settings of a suite.
@@ -65,6 +89,12 @@ pub struct Suite {
     /// Perplexity lengths and the similarity statistics' T.
     #[serde(default)]
     pub eval: SuiteEval,
+    /// How many times every row is trained, evaluated and sampled, with seed index
+    /// k = 0..seeds: training seed `train.seed + k`, sampling seed `generate.seed +
+    /// k`; each run is its own cached stages (`train:<row>-seed<k>` for k > 0).
+    /// Table 1 shows the mean ± standard deviation over the runs. Default 1.
+    #[serde(default = "one_seed")]
+    pub seeds: usize,
     /// Generation for the similarity error (`num`, `max_len`, `min_len`, `top_k`,
     /// `temperature`, `seed`; defaults: [`GenerateOptions::default`]).
     #[serde(default)]
@@ -75,6 +105,10 @@ pub struct Suite {
     /// written by `just bench-attention`) drawn as Figure 4 in the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<PathBuf>,
+}
+
+fn one_seed() -> usize {
+    1
 }
 
 /// A row's label as a stage-name part: lower case, runs of other characters as one
@@ -129,20 +163,26 @@ impl Suite {
             bail!("`generate.num` and `generate.max_len` must be at least 1");
         }
         self.generate.check().context("`generate`")?;
+        if self.seeds == 0 {
+            bail!("`seeds` must be at least 1");
+        }
         for (i, row) in self.rows.iter().enumerate() {
-            let s = slug(&row.label);
-            if s.is_empty() {
+            if slug(&row.label).is_empty() {
                 bail!(
                     "row {}: the label `{}` needs a letter or digit",
                     i + 1,
                     row.label
                 );
             }
-            if let Some(other) = self.rows[..i].iter().find(|r| slug(&r.label) == s) {
+        }
+        let runs: Vec<Row> = self.rows.iter().flat_map(|r| self.runs(r)).collect();
+        for (i, run) in runs.iter().enumerate() {
+            let s = run.stage_slug();
+            if let Some(other) = runs[..i].iter().find(|r| r.stage_slug() == s) {
                 bail!(
                     "rows `{}` and `{}` have the same stage name `{s}`; give them distinct labels",
                     other.label,
-                    row.label
+                    run.label
                 );
             }
         }
@@ -173,13 +213,28 @@ impl Suite {
     }
 
     /// The resolved experiment of a row: its file with the suite's and the row's
-    /// overrides, on the suite's dataset.
+    /// overrides, on the suite's dataset, its training seed moved by the row's seed
+    /// index.
     pub fn experiment(&self, row: &Row) -> Result<ExperimentConfig> {
         let sets: Vec<String> = self.set.iter().chain(&row.set).cloned().collect();
         let mut cfg = ExperimentConfig::load(&row.experiment, &sets)
             .with_context(|| format!("row `{}`", row.label))?;
         cfg.dataset = self.dataset.clone();
+        cfg.train.seed += row.seed as u64;
         Ok(cfg)
+    }
+
+    /// A row's runs, one per seed index `0..seeds`.
+    pub fn runs(&self, row: &Row) -> Vec<Row> {
+        (0..self.seeds).map(|k| row.with_seed(k)).collect()
+    }
+
+    /// The generation settings of a row's run: the suite's, the sampling seed moved
+    /// by the run's seed index.
+    pub fn generate_options(&self, row: &Row) -> GenerateOptions {
+        let mut g = self.generate.clone();
+        g.seed += row.seed as u64;
+        g
     }
 
     /// The reference row.

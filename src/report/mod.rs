@@ -13,14 +13,19 @@
 //! Tables 2 and 3 (the listening test) are added by `museformer report --ratings`
 //! through `crate::listening`.
 
+use crate::eval::repetition::RepetitionRow;
 use crate::format::{self, Style};
 use crate::provenance::Provenance;
 use crate::structure::plot::{self, DistanceRow, Series};
-use crate::structure::{distribution_distance, select_bars, Distribution};
+use crate::structure::{distribution_distance, select_bars, BootstrapInterval, Distribution};
 use anyhow::{Context, Result};
 use polars::prelude::*;
+use seeds::{mark, spread_cell, Spread};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+pub mod repetition;
+pub mod seeds;
 
 /// The paper's three prefix lengths of Table 1, beside which our lengths are shown.
 pub const PAPER_LENGTHS: [usize; 3] = [1024, 5120, 10_240];
@@ -64,6 +69,8 @@ pub struct ReportProvenance {
 pub struct ExperimentProvenance {
     /// Row label.
     pub label: String,
+    /// Seed index of the run (0..seeds).
+    pub seed: usize,
     /// Experiment file.
     pub experiment: PathBuf,
     /// Hash of the resolved experiment (the run folder's name).
@@ -96,27 +103,69 @@ const MIN_SONGS: u64 = 10;
 /// The same for generated pieces (a model has only a few).
 const MIN_GENERATED_SONGS: u64 = 2;
 
-/// One row of Table 1 with what the figures need.
+/// One run (one seed) of a row.
 #[derive(Debug, Clone)]
-pub struct RowResult {
-    /// Row label.
-    pub label: String,
-    /// Trainable parameters of the row's model (`None`: unknown, shown as a dash).
+pub struct RunResult {
+    /// Seed index (0..seeds).
+    pub seed: usize,
+    /// Trainable parameters of the model (`None`: unknown, shown as a dash).
     pub params: Option<u64>,
     /// Perplexity at the suite's three lengths.
     pub ppl: Vec<f64>,
     /// Similarity error in percent (`None` when the generated pieces have no bar
-    /// pair in common with the training data; see `se_note`).
+    /// pair in common with the training data; see the row's `se_note`).
     pub se: Option<f64>,
-    /// Why there is no SE, or which intervals it left out.
+    /// Its bootstrap confidence interval over the pieces.
+    pub se_interval: Option<BootstrapInterval>,
+    /// Intervals the SE averaged over.
+    pub se_intervals: usize,
+    /// Pieces generated.
+    pub pieces: usize,
+    /// Bars per piece: the fewest and the mean.
+    pub bars: Option<(u64, f64)>,
+    /// Repetition perplexity by distance group.
+    pub repetition: Vec<RepetitionRow>,
+}
+
+/// One row of Table 1 (all its seeds' runs) with what the figures need.
+#[derive(Debug, Clone)]
+pub struct RowResult {
+    /// Row label.
+    pub label: String,
+    /// The runs, one per seed, in seed order (at least one).
+    pub runs: Vec<RunResult>,
+    /// Why a run has no SE, or which intervals it left out.
     pub se_note: Option<String>,
     /// The paper's numbers (`None`: the paper has no row for it, as for the
     /// full-attention control; its paper cells are dashes).
     pub paper: Option<PaperNumbers>,
-    /// Similarity distribution of the generated pieces.
+    /// Similarity distribution of the generated pieces of every run.
     pub generated: Distribution,
-    /// Pieces generated.
-    pub pieces: usize,
+}
+
+impl RowResult {
+    /// Trainable parameters (the same for every seed; the first run's).
+    pub fn params(&self) -> Option<u64> {
+        self.runs.first().and_then(|r| r.params)
+    }
+
+    /// Pieces generated over all runs.
+    pub fn pieces(&self) -> usize {
+        self.runs.iter().map(|r| r.pieces).sum()
+    }
+
+    /// The runs' perplexities at the k-th length.
+    pub fn ppl(&self, k: usize) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.ppl.get(k).copied())
+            .collect()
+    }
+
+    /// The runs' similarity errors (runs without one are left out).
+    pub fn se(&self) -> Vec<f64> {
+        self.runs.iter().filter_map(|r| r.se).collect()
+    }
 }
 
 /// Everything the report shows.
@@ -128,6 +177,10 @@ pub struct ReportInput {
     pub lengths: Vec<usize>,
     /// What the numbers are, in one sentence (model sizes, steps, data).
     pub setting: String,
+    /// The label of the row the others are compared with (Museformer).
+    pub reference: String,
+    /// Seeds per row.
+    pub seeds: usize,
     /// The rows, in suite order.
     pub rows: Vec<RowResult>,
     /// Name of the training data in the figures.
@@ -140,11 +193,14 @@ pub struct ReportInput {
     pub attention: Option<Vec<crate::bench::Measurement>>,
 }
 
-/// Table 1 as a frame: model, its trainable parameters (`params`, an exact count,
-/// the same digits in the Markdown, CSV and LaTeX forms), then for each length our
-/// PPL and the paper's, then our SE and the paper's. A row without paper numbers has
-/// null paper cells (a dash in Markdown and LaTeX, empty in CSV).
+/// Table 1 as a frame (its CSV form): model, its trainable parameters (`params`,
+/// an exact count), the seeds, then for each length our mean PPL over the seeds,
+/// its sample standard deviation (`std`, empty with one seed) and the paper's, then
+/// the same for SE. A row without paper numbers has null paper cells.
 pub fn table1(input: &ReportInput) -> Result<DataFrame> {
+    let spreads = |f: &dyn Fn(&RowResult) -> Vec<f64>| -> Vec<Option<Spread>> {
+        input.rows.iter().map(|r| Spread::of(&f(r))).collect()
+    };
     let mut cols: Vec<Column> = vec![
         Column::new(
             "model".into(),
@@ -156,17 +212,84 @@ pub fn table1(input: &ReportInput) -> Result<DataFrame> {
         ),
         Column::new(
             "params".into(),
-            input.rows.iter().map(|r| r.params).collect::<Vec<_>>(),
+            input.rows.iter().map(|r| r.params()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "seeds".into(),
+            input
+                .rows
+                .iter()
+                .map(|r| r.runs.len() as u64)
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let mut push = |name: String, paper: String, s: Vec<Option<Spread>>, p: Vec<Option<f64>>| {
+        let means: Vec<Option<f64>> = s.iter().map(|s| s.map(|s| s.mean)).collect();
+        let stds: Vec<Option<f64>> = s.iter().map(|s| s.and_then(|s| s.std)).collect();
+        cols.push(Column::new(format!("{name} std").into(), stds));
+        cols.push(Column::new(paper.into(), p));
+        let n = cols.len();
+        cols.insert(n - 2, Column::new(name.into(), means));
+    };
+    for (k, len) in input.lengths.iter().enumerate() {
+        push(
+            format!("PPL@{len}"),
+            format!("paper PPL@{}", PAPER_LENGTHS[k]),
+            spreads(&|r| r.ppl(k)),
+            input
+                .rows
+                .iter()
+                .map(|r| r.paper.map(|p| p.ppl[k]))
+                .collect(),
+        );
+    }
+    push(
+        "SE (%)".into(),
+        "paper SE (%)".into(),
+        spreads(&|r| r.se()),
+        input.rows.iter().map(|r| r.paper.map(|p| p.se)).collect(),
+    );
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+/// Table 1 as shown (Markdown and LaTeX): model, params, then per length our PPL
+/// as `mean ± std` over the seeds (the mean alone with one seed), marked `*` when
+/// it is distinguishable from the reference row's ([`seeds::distinguishable`]),
+/// and the paper's; then the same for SE.
+pub fn table1_display(input: &ReportInput) -> Result<DataFrame> {
+    let reference = input.rows.iter().find(|r| r.label == input.reference);
+    let cells = |f: &dyn Fn(&RowResult) -> Vec<f64>| -> Vec<Option<String>> {
+        input
+            .rows
+            .iter()
+            .map(|r| {
+                let here = f(r);
+                let m = match reference {
+                    Some(reference) if reference.label != r.label => mark(&here, &f(reference)),
+                    _ => "",
+                };
+                spread_cell(&here, 2).map(|c| format!("{c}{m}"))
+            })
+            .collect()
+    };
+    let mut cols: Vec<Column> = vec![
+        Column::new(
+            "model".into(),
+            input
+                .rows
+                .iter()
+                .map(|r| r.label.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "params".into(),
+            input.rows.iter().map(|r| r.params()).collect::<Vec<_>>(),
         ),
     ];
     for (k, len) in input.lengths.iter().enumerate() {
         cols.push(Column::new(
             format!("PPL@{len}").into(),
-            input
-                .rows
-                .iter()
-                .map(|r| r.ppl.get(k).copied())
-                .collect::<Vec<_>>(),
+            cells(&|r| r.ppl(k)),
         ));
         cols.push(Column::new(
             format!("paper PPL@{}", PAPER_LENGTHS[k]).into(),
@@ -177,10 +300,7 @@ pub fn table1(input: &ReportInput) -> Result<DataFrame> {
                 .collect::<Vec<_>>(),
         ));
     }
-    cols.push(Column::new(
-        "SE (%)".into(),
-        input.rows.iter().map(|r| r.se).collect::<Vec<_>>(),
-    ));
+    cols.push(Column::new("SE (%)".into(), cells(&|r| r.se())));
     cols.push(Column::new(
         "paper SE (%)".into(),
         input
@@ -198,12 +318,13 @@ fn table_note(input: &ReportInput) -> String {
         "Table 1 of the `{}` suite: the number of trainable parameters of each model (params), \
          perplexity (PPL) on the test split over the first {} tokens of each song, \
          and the similarity error (SE, Eq. 6, %, T = {}) of generated pieces against the training data. {} \
-         The paper's numbers (LMD, full-size models, lengths {}) stand in the adjacent columns for reference; \
+         {} The paper's numbers (LMD, full-size models, lengths {}) stand in the adjacent columns for reference; \
          small-scale numbers are not expected to match them.{}",
         input.suite,
         join(&input.lengths),
         input.training.max_interval(),
         input.setting,
+        seeds::seeds_note(input.seeds, &input.reference),
         join(&PAPER_LENGTHS),
         no_paper_note(input),
     )
@@ -243,7 +364,7 @@ fn se_notes(input: &ReportInput) -> Vec<String> {
         .filter_map(|r| {
             r.se_note
                 .as_ref()
-                .map(|n| format!("{}: {n} ({} pieces)", r.label, r.pieces))
+                .map(|n| format!("{}: {n} ({} pieces)", r.label, r.pieces()))
         })
         .collect()
 }
@@ -253,10 +374,11 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
     crate::io::create_dir_all(out)?;
     let mut written = Vec::new();
     let mut df = table1(input)?;
+    let shown = table1_display(input)?;
     let note = table_note(input);
     let notes = se_notes(input);
 
-    let md_table = format::markdown(&df, &TABLE1_STYLE)?;
+    let md_table = format::markdown(&shown, &TABLE1_STYLE)?;
     let mut md = format!("{note}\n\n{md_table}");
     for n in &notes {
         md.push_str(&format!("\n- {n}"));
@@ -269,12 +391,14 @@ pub fn write(input: &ReportInput, out: &Path) -> Result<Vec<PathBuf>> {
     written.push(write_file(
         &out.join("table1.tex"),
         &format::latex(
-            &df,
+            &shown,
             &TABLE1_STYLE,
             &note,
             Some(&format!("tab:{}-table1", input.suite)),
         )?,
     )?);
+    written.extend(seeds::write_se_table(input, out)?);
+    written.extend(repetition::write(input, out)?);
 
     let training_highlight = select_bars(&input.training, 8, MIN_SONGS, &[])
         .map(|s| s.chosen)
@@ -392,13 +516,16 @@ fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> 
          ## Figure 3: the training data's bar-similarity distribution\n\n\
          ![Figure 3](figure3.png) ([SVG](figure3.svg))\n\n\
          ## Appendix C: generated pieces against the training data\n\n\
-         Each model's similarity distribution of its generated pieces beside the training \
+         Each model's similarity distribution of its generated pieces (all seeds) beside the training \
          data's; the table under the panels gives the mean |ΔL_t| (the similarity error).\n\n\
          ![Appendix C](appendix-c.png) ([SVG](appendix-c.svg))\n\n\
+         {}\n\n{}\n\n\
          {figure4}\
          ## Not in this report yet\n\n\
          - Tables 2 and 3 (listening test): `museformer report --ratings RATINGS.csv [--key key.csv]` \
          adds them from a listening test's ratings.\n",
+        seeds::se_section(input),
+        repetition::section(input),
     ));
     let mut per_row = String::from(
         "\n## Generated pieces\n\n| model | pieces | SE intervals |\n| --- | ---: | --- |\n",
@@ -407,7 +534,7 @@ fn readme(input: &ReportInput, note: &str, md_table: &str, notes: &[String]) -> 
         per_row.push_str(&format!(
             "| {} | {} | {} |\n",
             r.label,
-            r.pieces,
+            r.pieces(),
             r.se_note.as_deref().unwrap_or("all")
         ));
     }
@@ -440,34 +567,45 @@ mod tests {
         d
     }
 
+    /// One run of seed `seed` with these numbers.
+    pub(crate) fn run(seed: usize, params: Option<u64>, ppl: &[f64], se: Option<f64>) -> RunResult {
+        RunResult {
+            seed,
+            params,
+            ppl: ppl.to_vec(),
+            se,
+            se_interval: None,
+            se_intervals: 4,
+            pieces: 2,
+            bars: Some((6, 6.0)),
+            repetition: Vec::new(),
+        }
+    }
+
     fn input() -> ReportInput {
         ReportInput {
             suite: "t".into(),
             lengths: vec![16, 64, 128],
             setting: "Tiny models.".into(),
+            reference: "A".into(),
+            seeds: 1,
             rows: vec![
                 RowResult {
                     label: "A".into(),
-                    params: Some(1_234_567),
-                    ppl: vec![3.0, 2.5, 2.25],
-                    se: Some(1.5),
+                    runs: vec![run(0, Some(1_234_567), &[3.0, 2.5, 2.25], Some(1.5))],
                     se_note: None,
                     paper: Some(PaperNumbers {
                         ppl: [1.64, 1.41, 1.35],
                         se: 0.95,
                     }),
                     generated: dist(1),
-                    pieces: 2,
                 },
                 RowResult {
                     label: "B".into(),
-                    params: None,
-                    ppl: vec![4.0, 3.5, 3.25],
-                    se: None,
+                    runs: vec![run(0, None, &[4.0, 3.5, 3.25], None)],
                     se_note: Some("no bar pairs".into()),
                     paper: None,
                     generated: Distribution::new(4).unwrap(),
-                    pieces: 2,
                 },
             ],
             training_name: "train".into(),
@@ -491,7 +629,33 @@ mod tests {
 
     #[test]
     fn table1_pairs_ours_with_the_papers() {
-        let df = table1(&input()).unwrap();
+        let csv_names: Vec<String> = table1(&input())
+            .unwrap()
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        assert_eq!(
+            csv_names,
+            [
+                "model",
+                "params",
+                "seeds",
+                "PPL@16",
+                "PPL@16 std",
+                "paper PPL@1024",
+                "PPL@64",
+                "PPL@64 std",
+                "paper PPL@5120",
+                "PPL@128",
+                "PPL@128 std",
+                "paper PPL@10240",
+                "SE (%)",
+                "SE (%) std",
+                "paper SE (%)"
+            ]
+        );
+        let df = table1_display(&input()).unwrap();
         let names: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
         assert_eq!(
             names,
@@ -531,13 +695,10 @@ mod tests {
         let mut input = input();
         input.rows[1] = RowResult {
             label: "Transformer (full-attention control)".into(),
-            params: Some(98_765),
-            ppl: vec![4.0, 3.5, 3.25],
-            se: Some(2.0),
+            runs: vec![run(0, Some(98_765), &[4.0, 3.5, 3.25], Some(2.0))],
             se_note: None,
             paper: None,
             generated: dist(2),
-            pieces: 2,
         };
         let dir = tempfile::tempdir().unwrap();
         write(&input, dir.path()).unwrap();
@@ -555,14 +716,14 @@ mod tests {
         );
         let csv = read("table1.csv");
         assert!(
-            csv.starts_with("model,params,PPL@16,paper PPL@1024,"),
+            csv.starts_with("model,params,seeds,PPL@16,PPL@16 std,paper PPL@1024,"),
             "{csv}"
         );
         assert!(
-            csv.contains("Transformer (full-attention control),98765,4.0,,3.5,,3.25,,2.0,\n"),
+            csv.contains("Transformer (full-attention control),98765,1,4.0,,,3.5,,,3.25,,,2.0,,\n"),
             "{csv}"
         );
-        assert!(csv.contains("A,1234567,3.0,1.64,"), "{csv}");
+        assert!(csv.contains("A,1234567,1,3.0,,1.64,"), "{csv}");
         let tex = read("table1.tex");
         assert!(
             tex.contains(
@@ -590,6 +751,8 @@ mod tests {
             "appendix-c.svg",
             "provenance.json",
             "README.md",
+            "se.md",
+            "se.csv",
         ] {
             let p = dir.path().join(name);
             assert!(files.contains(&p), "{name} not listed");
@@ -597,10 +760,10 @@ mod tests {
         }
         let csv = std::fs::read_to_string(dir.path().join("table1.csv")).unwrap();
         assert!(
-            csv.starts_with("model,params,PPL@16,paper PPL@1024,"),
+            csv.starts_with("model,params,seeds,PPL@16,PPL@16 std,paper PPL@1024,"),
             "{csv}"
         );
-        assert!(csv.contains("B,,4.0,,3.5,,3.25,,,"), "{csv}");
+        assert!(csv.contains("B,,1,4.0,,,3.5,,,3.25,,,,,"), "{csv}");
         let md = std::fs::read_to_string(dir.path().join("table1.md")).unwrap();
         assert!(md.contains("B: no bar pairs (2 pieces)"), "{md}");
         let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
@@ -612,5 +775,127 @@ mod tests {
         ] {
             assert!(readme.contains(link), "{link} not linked");
         }
+    }
+}
+
+#[cfg(test)]
+mod seeded_tests {
+    use super::tests::run;
+    use super::*;
+    use crate::eval::repetition::RepetitionRow;
+
+    fn rep(distance: &str, ppl: f64) -> RepetitionRow {
+        RepetitionRow {
+            distance: distance.into(),
+            ppl: Some(ppl),
+            nll: Some(ppl.ln()),
+            bars: 3,
+            tokens: 12,
+        }
+    }
+
+    fn row(label: &str, ppls: &[f64], paper: bool) -> RowResult {
+        RowResult {
+            label: label.into(),
+            runs: ppls
+                .iter()
+                .enumerate()
+                .map(|(k, &p)| {
+                    let mut r = run(k, Some(10), &[p, p, p], Some(p));
+                    r.repetition = vec![rep("1", p - 1.0), rep("none", p), rep("outside", 9.0)];
+                    r
+                })
+                .collect(),
+            se_note: None,
+            paper: paper.then_some(PaperNumbers {
+                ppl: [1.0, 1.0, 1.0],
+                se: 1.0,
+            }),
+            generated: Distribution::new(4).unwrap(),
+        }
+    }
+
+    /// Three seeds: cells are mean ± std, a row far from the reference is marked,
+    /// one within the spread is not, the reference never is, and the note says how.
+    #[test]
+    fn table1_shows_the_seeds_spread_and_marks_distinguishable_rows() {
+        let mut d = Distribution::new(4).unwrap();
+        d.add_song(&crate::structure::SongBars::from_tokens(
+            [crate::tokens::Token::Pitch(60), crate::tokens::Token::Bar]
+                .into_iter()
+                .cycle()
+                .take(12),
+            crate::structure::InstrumentSelection::Pitched,
+        ));
+        let input = ReportInput {
+            suite: "s".into(),
+            lengths: vec![8, 16, 32],
+            setting: "Tiny.".into(),
+            reference: "Ref".into(),
+            seeds: 3,
+            rows: vec![
+                row("Far", &[5.0, 5.1, 4.9], true),
+                row("Near", &[3.05, 3.2, 2.9], false),
+                row("Ref", &[3.0, 3.1, 2.9], true),
+            ],
+            training_name: "train".into(),
+            training: d,
+            provenance: Provenance::new(
+                None,
+                ReportProvenance {
+                    suite: "s".into(),
+                    suite_file: "s.yaml".into(),
+                    suite_hash: "h".into(),
+                    code_version: "c".into(),
+                    stages_folder: "stages".into(),
+                    experiments: Vec::new(),
+                    stages: Vec::new(),
+                    total_stage_seconds: 0.0,
+                },
+            ),
+            attention: None,
+        };
+        let md = format::markdown(&table1_display(&input).unwrap(), &TABLE1_STYLE).unwrap();
+        assert!(md.contains("| Far | 10 | 5.00 ± 0.10* |"), "{md}");
+        assert!(md.contains("| Near | 10 | 3.05 ± 0.15 |"), "{md}");
+        assert!(md.contains("| Ref | 10 | 3.00 ± 0.10 |"), "{md}");
+        assert!(
+            table_note(&input).contains("Welch"),
+            "{}",
+            table_note(&input)
+        );
+        let csv = table1(&input).unwrap();
+        let std = csv
+            .column("PPL@8 std")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert!((std - 0.1).abs() < 1e-9, "{std}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let files = write(&input, dir.path()).unwrap();
+        for name in [
+            "repetition.md",
+            "repetition.csv",
+            "repetition.png",
+            "repetition.svg",
+        ] {
+            assert!(files.contains(&dir.path().join(name)), "{name} not written");
+        }
+        let rep_md = std::fs::read_to_string(dir.path().join("repetition.md")).unwrap();
+        assert!(rep_md.contains("| model | t=1 | no copy |"), "{rep_md}");
+        assert!(
+            rep_md.contains("| Far | 4.00 ± 0.10 | 5.00 ± 0.10 |"),
+            "{rep_md}"
+        );
+        let rep_csv = std::fs::read_to_string(dir.path().join("repetition.csv")).unwrap();
+        assert_eq!(rep_csv.lines().count(), 1 + 3 * 3 * 3, "{rep_csv}");
+        let se = std::fs::read_to_string(dir.path().join("se.csv")).unwrap();
+        assert_eq!(se.lines().count(), 1 + 9, "{se}");
+        let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+        assert!(readme.contains("## Repetition perplexity"), "{readme}");
+        assert!(readme.contains("repetition.png"), "{readme}");
     }
 }

@@ -18,6 +18,6 @@ pub use notes::{BarNote, InstrumentSelection, SongBars, TokenTable};
 pub use select::{select_bars, BarSelection, PAPER_FINE_BARS};
 pub use similarity::{
     bar_similarity, distribution_distance, similarity_distribution, similarity_error,
-    similarity_matrix, Distribution, DistributionDistance, IntervalStats, SimilarityError,
-    StructureError,
+    similarity_error_bootstrap, similarity_matrix, BootstrapInterval, Distribution,
+    DistributionDistance, IntervalStats, SimilarityError, StructureError,
 };

@@ -350,6 +350,64 @@ pub fn similarity_error(
     })
 }
 
+/// A percentile bootstrap confidence interval of the similarity error over pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapInterval {
+    /// Lower end, SE in percent.
+    pub low: f64,
+    /// Upper end, SE in percent.
+    pub high: f64,
+    /// Confidence level (0.95).
+    pub level: f64,
+    /// Resamples drawn.
+    pub resamples: usize,
+}
+
+/// The percentile bootstrap interval of [`similarity_error`] (in percent) over the
+/// pieces: `resamples` times, draw as many pieces as there are with replacement
+/// (`pieces[i]` is piece i's own distribution), merge their distributions, compute
+/// SE against `reference` over 1..=`t_max`; the interval runs from the
+/// (1 − level)/2 to the (1 + level)/2 quantile of those SEs (resamples without
+/// any common interval are left out). Deterministic for a `seed`. `None` with fewer
+/// than 2 pieces or when no resample has an SE.
+pub fn similarity_error_bootstrap(
+    pieces: &[Distribution],
+    reference: &Distribution,
+    t_max: usize,
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Option<BootstrapInterval> {
+    use rand::{Rng, SeedableRng};
+    if pieces.len() < 2 || resamples == 0 || !(0.0..1.0).contains(&level) {
+        return None;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let empty = Distribution::new(pieces[0].max_interval()).ok()?;
+    let mut values: Vec<f64> = (0..resamples)
+        .filter_map(|_| {
+            let mut d = empty.clone();
+            for _ in 0..pieces.len() {
+                d.merge(&pieces[rng.gen_range(0..pieces.len())]);
+            }
+            similarity_error(&d, reference, t_max)
+                .ok()
+                .map(|se| se.percent())
+        })
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((q * values.len() as f64).floor() as usize).min(values.len() - 1)];
+    Some(BootstrapInterval {
+        low: at((1.0 - level) / 2.0),
+        high: at((1.0 + level) / 2.0),
+        level,
+        resamples,
+    })
+}
+
 /// How far apart two similarity distributions are, over the intervals where both
 /// have pairs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -651,5 +709,58 @@ mod tests {
         assert_eq!(m[0], vec![Some(1.0), Some(0.5), Some(0.0)]);
         assert_eq!(m[1][0], Some(0.5));
         assert_eq!(m[2][2], None);
+    }
+}
+
+#[cfg(test)]
+mod bootstrap_tests {
+    use super::*;
+
+    /// A piece of `bars` one-note bars whose pitches cycle with `period`.
+    fn piece(period: u8, bars: u8) -> Distribution {
+        let mut toks = Vec::new();
+        for b in 0..bars {
+            toks.extend([
+                Token::Position(0),
+                Token::Instrument(0),
+                Token::Pitch(60 + b % period),
+                Token::Duration(4),
+                Token::Velocity(10),
+                Token::Bar,
+            ]);
+        }
+        similarity_distribution(&[toks], 8, InstrumentSelection::Pitched).unwrap()
+    }
+
+    #[test]
+    fn the_bootstrap_interval_holds_the_se_and_narrows_with_agreeing_pieces() {
+        let reference = piece(2, 20);
+        // Identical pieces: every resample is the same, the interval is one point.
+        let same = vec![piece(3, 20); 4];
+        let mut all = Distribution::new(8).unwrap();
+        same.iter().for_each(|d| all.merge(d));
+        let se = similarity_error(&all, &reference, 8).unwrap().percent();
+        let ci = similarity_error_bootstrap(&same, &reference, 8, 200, 0.95, 1).unwrap();
+        assert!(
+            (ci.low - se).abs() < 1e-9 && (ci.high - se).abs() < 1e-9,
+            "{ci:?} vs {se}"
+        );
+        // Pieces that differ: the interval is wide and contains the pooled SE.
+        let mixed = vec![piece(2, 20), piece(3, 20), piece(4, 20), piece(5, 20)];
+        let mut all = Distribution::new(8).unwrap();
+        mixed.iter().for_each(|d| all.merge(d));
+        let se = similarity_error(&all, &reference, 8).unwrap().percent();
+        let ci = similarity_error_bootstrap(&mixed, &reference, 8, 500, 0.95, 1).unwrap();
+        assert!(ci.low < se && se < ci.high, "{ci:?} vs {se}");
+        assert!(ci.high - ci.low > 5.0, "{ci:?}");
+        // Deterministic for a seed; a single piece has no interval.
+        assert_eq!(
+            similarity_error_bootstrap(&mixed, &reference, 8, 500, 0.95, 1),
+            Some(ci)
+        );
+        assert_eq!(
+            similarity_error_bootstrap(&mixed[..1], &reference, 8, 500, 0.95, 1),
+            None
+        );
     }
 }
