@@ -258,6 +258,95 @@ fn tables_2_and_3_from_a_generated_ratings_file() {
     );
 }
 
+/// Ratings as spreadsheets and slider forms write them: `6.0` is 6, `7.0329` a score
+/// of its own, other scales with `--scale`, and the reference matched ignoring case.
+#[test]
+fn ratings_as_tools_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // The generated ratings with every score written as a decimal: the same tables.
+    let text = csv(&rows(), |_, m| m.to_string());
+    let mut decimal = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            decimal.push_str(line);
+        } else {
+            let cells: Vec<String> = line
+                .split(',')
+                .enumerate()
+                .map(|(k, c)| {
+                    if k >= 3 {
+                        format!("{c}.0")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            decimal.push_str(&cells.join(","));
+        }
+        decimal.push('\n');
+    }
+    let ratings = dir.path().join("decimal.csv");
+    std::fs::write(&ratings, &decimal).unwrap();
+    let out = dir.path().join("out");
+    stats(&ratings, &out, &["--reference", "museformer"]);
+    check_tables(&out);
+
+    // Slider scores: one overall score moves by a fraction; the mean follows exactly.
+    let slider = decimal.replacen(
+        "r1,g1,Museformer,8.0,7.0,9.0,7.0",
+        "r1,g1,Museformer,8.0,7.0,9.0,7.0329",
+        1,
+    );
+    assert_ne!(slider, decimal, "the row to edit is not there");
+    let ratings = dir.path().join("slider.csv");
+    std::fs::write(&ratings, &slider).unwrap();
+    let out = dir.path().join("out-slider");
+    stats(&ratings, &out, &[]);
+    let t2 = read_csv(&out.join("table2.csv"));
+    let m = t2.iter().find(|r| r["model"] == "Museformer").unwrap();
+    assert!(
+        close(num(m, "overall_mean"), (54.0 + 0.0329) / 6.0),
+        "{m:?}"
+    );
+
+    // Another scale: 0..100 accepts 55 and refuses 101.
+    let hundred = decimal.replacen(
+        "r1,g1,Museformer,8.0,7.0,9.0,7.0",
+        "r1,g1,Museformer,8.0,7.0,9.0,55",
+        1,
+    );
+    let ratings = dir.path().join("hundred.csv");
+    std::fs::write(&ratings, &hundred).unwrap();
+    let out = dir.path().join("out-100");
+    let (ok, text) = run(
+        &[
+            "stats",
+            "listening",
+            ratings.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!ok && text.contains("outside the scale 1..10"), "{text}");
+    stats(&ratings, &out, &["--scale", "0..100"]);
+    let prov = std::fs::read_to_string(out.join("provenance.json")).unwrap();
+    assert!(prov.contains("\"scale\""), "{prov}");
+    let (ok, text) = run(
+        &[
+            "stats",
+            "listening",
+            ratings.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--scale",
+            "10..1",
+        ],
+        None,
+    );
+    assert!(!ok && text.contains("MIN < MAX"), "{text}");
+}
+
 #[test]
 fn bad_ratings_files_are_named_by_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,7 +401,8 @@ fn bad_ratings_files_are_named_by_line() {
             edit(7, &set_overall("11")),
             vec![
                 "ratings.csv line 7",
-                "`overall` is 11, outside the scale 1..=10",
+                "`overall` is 11, outside the scale 1..10",
+                "--scale",
             ],
         ),
         (
@@ -321,12 +411,17 @@ fn bad_ratings_files_are_named_by_line() {
             vec!["ratings.csv line 8", "`musicality` is 0, outside the scale"],
         ),
         (
-            "score not a whole number",
-            edit(9, &set_overall("7.5")),
+            "score not a number",
+            edit(9, &set_overall("seven")),
             vec![
                 "ratings.csv line 9",
-                "`overall` is `7.5`; scores are whole numbers",
+                "`overall` is `seven`; a score is a number on the scale 1..10",
             ],
+        ),
+        (
+            "score not finite",
+            edit(9, &set_overall("NaN")),
+            vec!["ratings.csv line 9", "`overall` is `NaN`"],
         ),
         (
             "duplicate row",

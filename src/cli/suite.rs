@@ -45,6 +45,9 @@ pub struct ReportArgs {
     /// The listening kit's key.csv, when the ratings name anonymous pieces.
     #[arg(long, requires = "ratings")]
     key: Option<PathBuf>,
+    /// The rating scale MIN..MAX of the ratings.
+    #[arg(long, requires = "ratings", default_value = "1..10")]
+    scale: crate::listening::Scale,
 }
 
 impl fmt::Display for crate::pipeline::Outcome {
@@ -75,6 +78,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let ratings = a.ratings.map(|ratings| crate::pipeline::Ratings {
         ratings,
         key: a.key,
+        scale: a.scale,
     });
     let files = crate::pipeline::report(
         &a.suite,

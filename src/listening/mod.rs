@@ -10,7 +10,8 @@ pub mod stats;
 
 pub use kit::{build_kit, KitOptions, KitPiece, KitReport};
 pub use stats::{
-    table2, table3, wilcoxon_signed_rank, Key, Method, ModelSummary, Pairwise, Ratings, Wilcoxon,
+    table2, table3, wilcoxon_signed_rank, Key, Method, ModelSummary, Pairwise, Ratings, Scale,
+    Wilcoxon,
 };
 
 use crate::format;
@@ -25,7 +26,8 @@ use std::time::Instant;
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatsArgs {
     /// The ratings CSV: header rater,group,model,musicality,short_term,long_term,overall,
-    /// scores 1..=10, one row per rater, group and model.
+    /// scores on the --scale (whole or not: 6, 6.0, 7.0329), one row per rater, group
+    /// and model.
     pub ratings: PathBuf,
     /// Output folder (created): table2.{md,csv,tex}, table3.{md,csv,tex}, provenance.json.
     #[arg(long)]
@@ -34,9 +36,13 @@ pub struct StatsArgs {
     /// ...), mapped back to models per group. Without it the column holds model labels.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// The model compared with every other in Table 3 (listed last in Table 2).
+    /// The model compared with every other in Table 3 (listed last in Table 2);
+    /// matched ignoring case when no label is exactly it.
     #[arg(long, default_value = "Museformer")]
     pub reference: String,
+    /// The rating scale MIN..MAX: every score must lie in it.
+    #[arg(long, default_value = "1..10")]
+    pub scale: Scale,
 }
 
 /// The tables of a listening test.
@@ -53,9 +59,14 @@ pub struct ListeningTables {
 impl ListeningTables {
     /// Reads and checks the ratings (mapped through the key when one is given) and
     /// computes both tables.
-    pub fn compute(ratings: &Path, key: Option<&Path>, reference: &str) -> Result<ListeningTables> {
+    pub fn compute(
+        ratings: &Path,
+        key: Option<&Path>,
+        reference: &str,
+        scale: Scale,
+    ) -> Result<ListeningTables> {
         let key = key.map(Key::load).transpose()?;
-        let ratings = Ratings::load(ratings, key.as_ref())?;
+        let ratings = Ratings::load(ratings, key.as_ref(), scale)?;
         let Some(r) = ratings.model_index(reference) else {
             let looks_anonymous =
                 key.is_none() && ratings.models.iter().all(|m| m.starts_with("piece-"));
@@ -227,6 +238,8 @@ pub struct StatsDetails {
     pub key_blake3: Option<String>,
     /// The model of Table 3.
     pub reference: String,
+    /// The rating scale.
+    pub scale: Scale,
     /// (rater, group) pairs rated.
     pub units: usize,
 }
@@ -235,7 +248,12 @@ pub struct StatsDetails {
 /// with a provenance file into `--out`.
 pub fn run_stats(args: &StatsArgs) -> Result<ListeningTables> {
     let start = Instant::now();
-    let tables = ListeningTables::compute(&args.ratings, args.key.as_deref(), &args.reference)?;
+    let tables = ListeningTables::compute(
+        &args.ratings,
+        args.key.as_deref(),
+        &args.reference,
+        args.scale,
+    )?;
     tables.write(&args.out)?;
     Provenance::new(
         Some(start.elapsed().as_secs_f64()),
@@ -245,6 +263,7 @@ pub fn run_stats(args: &StatsArgs) -> Result<ListeningTables> {
             key: args.key.as_ref().map(|k| k.display().to_string()),
             key_blake3: args.key.as_deref().map(file_hash).transpose()?,
             reference: args.reference.clone(),
+            scale: args.scale,
             units: tables.units,
         },
     )

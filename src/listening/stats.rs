@@ -40,11 +40,50 @@ pub const METRICS: [&str; 4] = ["musicality", "short_term", "long_term", "overal
 /// The index of the overall score in [`METRICS`].
 pub const OVERALL: usize = 3;
 
-/// The lowest score.
-pub const MIN_SCORE: u8 = 1;
+/// The rating scale: scores are numbers from `min` to `max` (inclusive), whole or
+/// not (`6`, `6.0` and slider values such as `7.0329` are all scores).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scale {
+    /// The lowest score.
+    pub min: f64,
+    /// The highest score.
+    pub max: f64,
+}
 
-/// The highest score.
-pub const MAX_SCORE: u8 = 10;
+impl Default for Scale {
+    /// The paper's 1..10.
+    fn default() -> Self {
+        Scale {
+            min: 1.0,
+            max: 10.0,
+        }
+    }
+}
+
+impl std::fmt::Display for Scale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.min, self.max)
+    }
+}
+
+impl std::str::FromStr for Scale {
+    type Err = String;
+
+    /// `MIN..MAX` (or `MIN..=MAX`), MIN below MAX: `1..10`, `0..100`, `1..=5`.
+    fn from_str(text: &str) -> std::result::Result<Scale, String> {
+        let bad = || format!("`{text}` is not a scale; give MIN..MAX, e.g. 1..10");
+        let (a, b) = text.split_once("..").ok_or_else(bad)?;
+        let b = b.strip_prefix('=').unwrap_or(b);
+        let (min, max): (f64, f64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if !(min.is_finite() && max.is_finite() && min < max) {
+            return Err(format!("`{text}`: the scale needs finite MIN < MAX"));
+        }
+        Ok(Scale { min, max })
+    }
+}
 
 /// The most non-zero differences for which the exact null distribution is used.
 pub const EXACT_MAX_N: usize = 50;
@@ -208,7 +247,7 @@ impl Key {
 }
 
 /// One row of a ratings CSV, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rating {
     /// Line number in the file (1-based).
     pub line: usize,
@@ -218,19 +257,19 @@ pub struct Rating {
     pub group: String,
     /// Model label (mapped from the anonymous id through the key when one is given).
     pub model: String,
-    /// Scores 1..=10 in the order of [`METRICS`].
-    pub scores: [u8; 4],
+    /// Scores on the scale, in the order of [`METRICS`].
+    pub scores: [f64; 4],
 }
 
 /// One (rater, group) pair: the scores it gave each model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unit {
     /// Rater id.
     pub rater: String,
     /// Group id.
     pub group: String,
     /// Scores per model, indexed like [`Ratings::models`].
-    pub scores: Vec<[u8; 4]>,
+    pub scores: Vec<[f64; 4]>,
 }
 
 /// A checked ratings file: every unit rates every model exactly once.
@@ -242,24 +281,33 @@ pub struct Ratings {
     pub models: Vec<String>,
     /// Units sorted by (rater, group).
     pub units: Vec<Unit>,
+    /// The scale the scores were checked against.
+    pub scale: Scale,
 }
 
-/// Parses one score cell.
-fn score(path: &Path, line: usize, column: &str, cell: &str, unit: &str) -> Result<u8> {
+/// Parses one score cell: any finite number on the scale.
+fn score(
+    path: &Path,
+    line: usize,
+    column: &str,
+    cell: &str,
+    unit: &str,
+    scale: Scale,
+) -> Result<f64> {
     if cell.is_empty() {
         bail!(
             "{}: the cell `{column}` is empty (fill it in, or delete every row of {unit} to leave that group out)",
             at(path, line)
         );
     }
-    match cell.parse::<i64>() {
-        Ok(v) if (i64::from(MIN_SCORE)..=i64::from(MAX_SCORE)).contains(&v) => Ok(v as u8),
-        Ok(v) => bail!(
-            "{}: `{column}` is {v}, outside the scale {MIN_SCORE}..={MAX_SCORE}",
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() && (scale.min..=scale.max).contains(&v) => Ok(v),
+        Ok(v) if v.is_finite() => bail!(
+            "{}: `{column}` is {cell}, outside the scale {scale} (pass --scale MIN..MAX for another)",
             at(path, line)
         ),
-        Err(_) => bail!(
-            "{}: `{column}` is `{cell}`; scores are whole numbers {MIN_SCORE}..={MAX_SCORE}",
+        _ => bail!(
+            "{}: `{column}` is `{cell}`; a score is a number on the scale {scale}",
             at(path, line)
         ),
     }
@@ -268,11 +316,11 @@ fn score(path: &Path, line: usize, column: &str, cell: &str, unit: &str) -> Resu
 impl Ratings {
     /// Reads and checks a ratings CSV. With a key, the model column holds the kit's
     /// anonymous piece ids and is mapped to model labels; without one it holds model
-    /// labels. Errors name the file and line: empty cells, scores that are not whole
-    /// numbers in 1..=10, ids not in the key, unknown (misspelt) model labels, a
+    /// labels. Errors name the file and line: empty cells, scores that are not
+    /// numbers on the `scale`, ids not in the key, unknown (misspelt) model labels, a
     /// (rater, group, model) rated twice, and a (rater, group) without a rating of
     /// some model.
-    pub fn load(path: &Path, key: Option<&Key>) -> Result<Ratings> {
+    pub fn load(path: &Path, key: Option<&Key>, scale: Scale) -> Result<Ratings> {
         let rows = read_csv(path, &HEADER)?;
         if rows.is_empty() {
             bail!("{} has a header but no ratings", path.display());
@@ -287,9 +335,9 @@ impl Ratings {
             }
             let (rater, group, id) = (cells[0].clone(), cells[1].clone(), cells[2].clone());
             let unit = format!("rater `{rater}` in group `{group}`");
-            let mut scores = [0u8; 4];
+            let mut scores = [0.0; 4];
             for (i, s) in scores.iter_mut().enumerate() {
-                *s = score(path, n, METRICS[i], &cells[3 + i], &unit)?;
+                *s = score(path, n, METRICS[i], &cells[3 + i], &unit, scale)?;
             }
             let model = match key {
                 None => id.clone(),
@@ -377,12 +425,22 @@ impl Ratings {
             path: path.to_path_buf(),
             models,
             units,
+            scale,
         })
     }
 
-    /// The index of a model label.
+    /// The index of a model label: the label itself, else the one label equal to it
+    /// ignoring ASCII case (`museformer` for `Museformer`).
     pub fn model_index(&self, label: &str) -> Option<usize> {
-        self.models.iter().position(|m| m == label)
+        self.models.iter().position(|m| m == label).or_else(|| {
+            let same: Vec<usize> = (0..self.models.len())
+                .filter(|&i| self.models[i].eq_ignore_ascii_case(label))
+                .collect();
+            match same.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        })
     }
 }
 
@@ -591,8 +649,7 @@ pub fn table2(ratings: &Ratings, order: &[usize]) -> Vec<ModelSummary> {
             .scores
             .iter()
             .map(|s| s[OVERALL])
-            .max()
-            .expect("two models");
+            .fold(f64::NEG_INFINITY, f64::max);
         let winners: Vec<usize> = (0..u.scores.len())
             .filter(|&m| u.scores[m][OVERALL] == top)
             .collect();
@@ -611,7 +668,7 @@ pub fn table2(ratings: &Ratings, order: &[usize]) -> Vec<ModelSummary> {
             let mut mean = [0.0; 4];
             let mut std = [None; 4];
             for k in 0..METRICS.len() {
-                let values: Vec<f64> = units.iter().map(|u| f64::from(u.scores[m][k])).collect();
+                let values: Vec<f64> = units.iter().map(|u| u.scores[m][k]).collect();
                 (mean[k], std[k]) = mean_std(&values);
             }
             ModelSummary {
@@ -653,7 +710,7 @@ pub fn table3(ratings: &Ratings, reference: usize, others: &[usize]) -> Result<V
             let diffs: Vec<f64> = ratings
                 .units
                 .iter()
-                .map(|u| f64::from(u.scores[reference][OVERALL]) - f64::from(u.scores[m][OVERALL]))
+                .map(|u| u.scores[reference][OVERALL] - u.scores[m][OVERALL])
                 .collect();
             Ok(Pairwise {
                 reference: ratings.models[reference].clone(),

@@ -123,6 +123,8 @@ pub struct Ratings {
     pub ratings: PathBuf,
     /// The kit's `key.csv` when the model column holds anonymous piece ids.
     pub key: Option<PathBuf>,
+    /// The rating scale.
+    pub scale: crate::listening::Scale,
 }
 
 /// `museformer report SUITE`: writes the report from the suite's finished stages,
@@ -144,6 +146,7 @@ pub fn report(
             &r.ratings,
             r.key.as_deref(),
             &suite.reference,
+            r.scale,
         )?;
         tables.write(&out)?;
         let readme_path = out.join("README.md");
