@@ -76,6 +76,14 @@ fn corrupt_token_files_name_the_first_bad_token() {
         assert_contains(&stderr, &["bad.txt", expected]);
         assert!(!out.exists());
     }
+    // An empty file (or one of blanks only) is an error, not an empty MIDI file.
+    for text in ["", "  \n\n"] {
+        let toks = write(tmp.path(), "empty.txt", text.as_bytes());
+        let (ok, _, stderr) = run(&["decode", arg(&toks), "-o", arg(&out)]);
+        assert!(!ok, "{text:?}");
+        assert_contains(&stderr, &["empty.txt", "no tokens"]);
+        assert!(!out.exists());
+    }
 }
 
 #[test]

@@ -87,6 +87,14 @@ fn bad_files_are_rejected_with_reasons_and_the_batch_goes_on() {
         (m.files, m.songs, m.rejected, m.duplicates),
         (6 + 1 + bad.len(), 6, bad.len() + 1, 1)
     );
+    // The summary breaks the rejects down by kind of reason, and so does `data
+    // summary`.
+    assert_eq!(m.rejects_by_reason.values().sum::<usize>(), bad.len() + 1);
+    assert_eq!(m.rejects_by_reason["duplicate"], 1);
+    assert!(stdout.contains("rejected: "), "{stdout}");
+    assert!(stdout.contains("1 duplicate"), "{stdout}");
+    let (ok, summary, _) = output(&["data", "summary", arg(&out)]);
+    assert!(ok && summary.contains("1 duplicate"), "{summary}");
     let store = TokenStore::open(&out).unwrap();
     let vocab = Vocab::new(m.config.encoding.pos_per_beat);
     let meta = std::fs::read_to_string(out.join("metadata.csv")).unwrap();

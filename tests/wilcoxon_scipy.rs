@@ -8,7 +8,10 @@ use museformer::listening::{wilcoxon_signed_rank, Method};
 
 #[test]
 fn p_values_match_scipy() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/wilcoxon_scipy.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/wilcoxon_scipy.json"
+    );
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = fixture["cases"].as_array().unwrap();

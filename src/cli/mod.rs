@@ -21,52 +21,70 @@ use std::process::ExitCode;
 /// Museformer experiment suite: MIDI → REMIGEN2 tokens → datasets → models → the
 /// paper's tables and figures.
 #[derive(Parser)]
-#[command(name = "museformer", version, about, long_about = None)]
+#[command(
+    name = "museformer",
+    version,
+    about,
+    long_about = None,
+    after_help = QUICKSTART
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// The end of `museformer --help`.
+const QUICKSTART: &str = "Quick start (from the repository root):
+  just corpus                                   # the default and long corpora (music21, offline)
+  museformer reproduce                          # the mini suite -> results/mini/ (docs/reproduce.md)
+  museformer train experiments/museformer-small.yaml
+  museformer generate runs/museformer-small/<hash> --num 2
+Every command has --help; the docs are in docs/.";
+
+/// The commands, in the order a user meets them.
 #[derive(Subcommand)]
 enum Command {
+    /// Run a suite end to end (data, training, PPL, generation, SE, the report); cached.
+    ///
+    /// Runs a suite (experiments/suites/*.yaml): prepares the data and the training
+    /// data's similarity statistics, then for each row of Table 1 (and each seed)
+    /// trains, evaluates (PPL and repetition perplexity), generates pieces and
+    /// measures their similarity error, and writes the report into results/<suite>/.
+    /// Finished stages are cached: a second run skips them and says so; an
+    /// interrupted training resumes from its checkpoint. See docs/reproduce.md.
+    Reproduce(suite::ReproduceArgs),
+    /// Write a suite's report into results/<suite>/ from its finished stages.
+    ///
+    /// Table 1, Figure 3, the Appendix-C figure, the similarity-error and
+    /// repetition tables, provenance.json; with --ratings, Tables 2 and 3.
+    Report(suite::ReportArgs),
+    /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
+    Train(runs::TrainArgs),
+    /// Perplexity of a trained run on its test split (eval.csv, eval.json in the run).
+    Eval(runs::EvalArgs),
+    /// Generate pieces from a trained run with top-k sampling (tokens and MIDI).
+    Generate(runs::GenerateArgs),
+    /// Prepare and inspect token datasets.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Statistics: bar similarity, bar selection, similarity error, listening tables.
+    #[command(subcommand)]
+    Stats(stats::StatsCommand),
+    /// Listening test: build the kit for raters (`stats listening` reads the ratings).
+    #[command(subcommand)]
+    Listening(listening::ListeningCommand),
+    /// Look inside a model: Museformer's attention layout.
+    #[command(subcommand)]
+    Inspect(runs::InspectCommand),
+    /// Benchmarks: the efficiency curves of Figure 4, decoding.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print the REMIGEN2 tokens of one MIDI file on one line, space separated.
     Encode(tokens::EncodeArgs),
     /// Write a MIDI file from a file of REMIGEN2 token strings.
     Decode(tokens::DecodeArgs),
     /// Print the vocabulary: `id token` per line, or fairseq's dict.txt format.
     Vocab(tokens::VocabArgs),
-    /// Prepare and inspect token datasets.
-    #[command(subcommand)]
-    Data(data::DataCommand),
-    /// Statistics: bar-similarity distributions, bar selection, similarity error, listening-test tables.
-    #[command(subcommand)]
-    Stats(stats::StatsCommand),
-    /// Listening test: build the kit for raters (`stats listening` reads the ratings).
-    #[command(subcommand)]
-    Listening(listening::ListeningCommand),
-    /// Train an experiment into runs/<name>/<hash>/ (Ctrl-C checkpoints and stops).
-    Train(runs::TrainArgs),
-    /// Perplexity of a trained run on its test split (writes eval.csv and eval.json
-    /// into the run folder).
-    Eval(runs::EvalArgs),
-    /// Look inside a model: Museformer's attention layout.
-    #[command(subcommand)]
-    Inspect(runs::InspectCommand),
-    /// Benchmarks: the efficiency curves of Figure 4.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
-    /// Generate pieces from a trained run with top-k sampling (tokens and MIDI).
-    Generate(runs::GenerateArgs),
-    /// Run a suite (experiments/suites/*.yaml) end to end: prepare the data, the
-    /// training data's similarity statistics, then for each row of Table 1 train,
-    /// evaluate (PPL), generate pieces and measure their similarity error, and write
-    /// the report into results/<suite>/. Finished stages are cached: a second run
-    /// skips them and says so; an interrupted training resumes from its checkpoint.
-    /// See docs/reproduce.md.
-    Reproduce(suite::ReproduceArgs),
-    /// Write the report of a suite (Table 1, Figure 3, the Appendix-C figure,
-    /// provenance.json) into results/<suite>/ from its finished stages.
-    Report(suite::ReportArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -90,6 +90,12 @@ pub fn decode(a: DecodeArgs) -> Result<()> {
     let text = crate::io::read_to_string(&a.tokens)?;
     let toks =
         tokens::parse_tokens(&text, &vocab).with_context(|| format!("{}", a.tokens.display()))?;
+    if toks.is_empty() {
+        anyhow::bail!(
+            "{} holds no tokens; nothing to decode (expected REMIGEN2 tokens such as `o-0 i-0 p-60 d-4 v-20 b-1`)",
+            a.tokens.display()
+        );
+    }
     let score = tokens::decode(&toks, &vocab).with_context(|| format!("{}", a.tokens.display()))?;
     midi::write_file(&score, &a.output)
         .with_context(|| format!("cannot write {}", a.output.display()))

@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -86,6 +86,10 @@ pub struct Manifest {
     pub rejected: usize,
     /// Of the rejected files, how many were duplicates of an encoded file.
     pub duplicates: usize,
+    /// The rejected files by kind of reason ([`reason_kind`]: `not in 4/4`,
+    /// `duplicate`, ...); empty in a manifest written before it was kept.
+    #[serde(default)]
+    pub rejects_by_reason: BTreeMap<String, usize>,
     /// Reader warnings about encoded songs (`warnings.csv`; release mode only).
     #[serde(default)]
     pub warnings: usize,
@@ -111,6 +115,23 @@ impl Manifest {
             format!("{} is not a prepared dataset (no manifest.json); run `museformer data prepare` first", dir.display())
         })?;
         serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+    }
+
+    /// The rejects by kind of reason, most frequent first (`1133 not in 4/4, 2
+    /// duplicate`), or `None` when there are none or the manifest predates them.
+    pub fn rejects_line(&self) -> Option<String> {
+        if self.rejects_by_reason.is_empty() {
+            return None;
+        }
+        let mut kinds: Vec<(&String, &usize)> = self.rejects_by_reason.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        Some(
+            kinds
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     }
 
     /// A few lines for people: counts, splits, sizes.
@@ -139,8 +160,25 @@ impl Manifest {
             per_song(self.tokens as f64),
             per_song(self.bars as f64),
             if self.bars == 0 { 0.0 } else { self.tokens as f64 / self.bars as f64 },
-        )
+        ) + &self
+            .rejects_line()
+            .map_or(String::new(), |l| format!("\nrejected: {l}"))
     }
+}
+
+/// The kind of a reject reason, its specifics left out: the text before ` (` or
+/// `: ` (`not in 4/4 (6/8 at tick 0)` → `not in 4/4`), and `duplicate` for
+/// `duplicate of FILE`.
+pub fn reason_kind(reason: &str) -> String {
+    if reason.starts_with("duplicate of ") {
+        return "duplicate".to_string();
+    }
+    let cut = [" (", ": "]
+        .iter()
+        .filter_map(|sep| reason.find(sep))
+        .min()
+        .unwrap_or(reason.len());
+    reason[..cut].trim().to_string()
 }
 
 /// What happened in a `prepare` call.
@@ -484,6 +522,10 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
         songs: songs.len(),
         rejected: rejects.len(),
         duplicates,
+        rejects_by_reason: rejects.iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry(reason_kind(&r.reason)).or_insert(0) += 1;
+            m
+        }),
         warnings: warnings.len(),
         splits: split_counts,
         tokens: songs.iter().map(|s| s.tokens as u64).sum(),
@@ -599,6 +641,18 @@ pub fn bench_encode(files: &[PathBuf], cfg: &DatasetConfig, repeat: usize) -> En
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reasons_are_grouped_by_kind() {
+        assert_eq!(reason_kind("not in 4/4 (6/8 at tick 0)"), "not in 4/4");
+        assert_eq!(reason_kind("duplicate of a/b (1).mid"), "duplicate");
+        assert_eq!(
+            reason_kind("cannot read MIDI: truncated"),
+            "cannot read MIDI"
+        );
+        assert_eq!(reason_kind("no notes"), "no notes");
+    }
+
     use super::*;
 
     #[test]
