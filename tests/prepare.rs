@@ -320,3 +320,56 @@ fn config_errors_name_the_file_line_and_key() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
 }
+
+/// `data prepare` replaces only a dataset it wrote: an output folder that is the
+/// MIDI folder, holds it, is an unrelated non-empty folder or is a file is refused
+/// with one sentence, and everything in place stays as it was.
+#[test]
+fn output_folders_that_are_not_datasets_are_refused_and_kept() {
+    let file = |i: u8| (format!("song{i}.mid"), 3 + u64::from(i));
+    let (tmp, midi_dir, out) = midi_folder(0..3, file);
+    let listing = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let songs = listing(&midi_dir);
+    // The MIDI folder itself, and a folder holding it.
+    for target in [midi_dir.clone(), tmp.path().to_path_buf()] {
+        let (ok, _, err) = prepare_dirs(&midi_dir, &target);
+        assert!(!ok, "{} accepted", target.display());
+        assert_contains(&err, &["the MIDI folder", "nothing was changed"]);
+        assert_eq!(listing(&midi_dir), songs);
+    }
+    // An unrelated folder with files in it.
+    let other = tmp.path().join("notes");
+    write(&other, "keep.txt", b"mine");
+    let (ok, _, err) = prepare_dirs(&midi_dir, &other);
+    assert!(!ok);
+    assert_contains(
+        &err,
+        &["notes", "not a prepared dataset", "no manifest.json"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    // A file.
+    let file_out = write(tmp.path(), "plain.txt", b"a file");
+    let (ok, _, err) = prepare_dirs(&midi_dir, &file_out);
+    assert!(!ok);
+    assert_contains(&err, &["plain.txt", "is a file"]);
+    assert_eq!(std::fs::read(&file_out).unwrap(), b"a file");
+    assert!(!tmp.path().join("plain.old").exists());
+    // An empty folder and a dataset of its own are fine, and a rebuild replaces it.
+    std::fs::create_dir_all(&out).unwrap();
+    let (ok, _, err) = prepare_dirs(&midi_dir, &out);
+    assert!(ok, "{err}");
+    let (ok, _, err) = prepare(&["--midi-dir", arg(&midi_dir), "--out", arg(&out), "--force"]);
+    assert!(ok, "{err}");
+    assert!(out.join("manifest.json").is_file());
+    assert_eq!(listing(&midi_dir), songs);
+}

@@ -166,6 +166,65 @@ impl Manifest {
     }
 }
 
+/// Refuses an output folder that `prepare` would wrongly replace: one that is a
+/// file, one that exists without a dataset's `manifest.json` (an unrelated folder
+/// loses nothing), and one that is the MIDI folder or holds it (the input would be
+/// deleted with the old dataset).
+pub fn check_out_dir(cfg: &DatasetConfig) -> Result<()> {
+    let out = &cfg.out;
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "the dataset folder {} is a file, not a folder; choose another `out` (nothing was changed)",
+            out.display()
+        );
+    }
+    let absolute = |p: &Path| -> Result<PathBuf> {
+        // `out` may not exist yet: resolve its nearest existing ancestor.
+        let mut existing = p.to_path_buf();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.file_name(), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name.to_owned());
+                    existing = if parent.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        parent.to_path_buf()
+                    };
+                }
+                _ => break,
+            }
+        }
+        let mut full = std::fs::canonicalize(&existing)
+            .with_context(|| format!("cannot resolve {}", existing.display()))?;
+        full.extend(rest.iter().rev());
+        Ok(full)
+    };
+    let (out_abs, midi_abs) = (absolute(out)?, absolute(&cfg.midi_dir)?);
+    if midi_abs.starts_with(&out_abs) {
+        bail!(
+            "the dataset folder {} {} the MIDI folder {}: preparing would replace the input; choose another `out` (nothing was changed)",
+            out.display(),
+            if midi_abs == out_abs { "is" } else { "holds" },
+            cfg.midi_dir.display()
+        );
+    }
+    if out.is_dir() && !out.join("manifest.json").is_file() {
+        let empty = std::fs::read_dir(out)
+            .with_context(|| format!("cannot read {}", out.display()))?
+            .next()
+            .is_none();
+        if !empty {
+            bail!(
+                "{} exists and is not a prepared dataset (no manifest.json); `data prepare` replaces only \
+                 datasets it wrote: choose another `out`, or remove the folder yourself (nothing was changed)",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The kind of a reject reason, its specifics left out: the text before ` (` or
 /// `: ` (`not in 4/4 (6/8 at tick 0)` → `not in 4/4`), and `duplicate` for
 /// `duplicate of FILE`.
@@ -419,6 +478,7 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
     let start = Instant::now();
     let root = &cfg.midi_dir;
     check_midi_dir(cfg)?;
+    check_out_dir(cfg)?;
     let files = list_midi_files(root)?;
     let print = fingerprint(cfg, root, &files)?;
     if !force {
