@@ -223,12 +223,31 @@ fn kind_of(value: &Value) -> ModelKind {
 /// against the schema on its own, so that errors carry its name and line, its model
 /// sections against the kind it names or inherits.
 fn load_value(path: &Path, depth: usize) -> Result<Value> {
+    load_chain(path, depth, &mut Vec::new())
+}
+
+/// [`load_value`], `chain` the files that extend this one (to name a cycle).
+fn load_chain(path: &Path, depth: usize, chain: &mut Vec<PathBuf>) -> Result<Value> {
+    let here = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(i) = chain.iter().position(|p| *p == here) {
+        let names: Vec<String> = chain[i..]
+            .iter()
+            .chain([&here])
+            .map(|p| {
+                p.file_name().map_or(p.display().to_string(), |n| {
+                    n.to_string_lossy().into_owned()
+                })
+            })
+            .collect();
+        bail!("`extends` makes a cycle: {}", names.join(" → "));
+    }
     if depth > 16 {
         bail!(
-            "{}: `extends` nests more than 16 files deep (a cycle?)",
+            "{}: `extends` nests more than 16 files deep",
             path.display()
         );
     }
+    chain.push(here);
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read experiment file {}", path.display()))?;
     let invalid = || format!("{} is not a valid experiment file", path.display());
@@ -241,8 +260,12 @@ fn load_value(path: &Path, depth: usize) -> Result<Value> {
     let base = match extends {
         Some(Value::String(base)) => {
             let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
-            let base = load_value(&base_path, depth + 1)
-                .with_context(|| format!("in the base file of {}", path.display()))?;
+            let base = match load_chain(&base_path, depth + 1, chain) {
+                Ok(base) => base,
+                // A cycle is named once, from the file that closes it.
+                Err(e) if format!("{e}").starts_with("`extends` makes a cycle") => return Err(e),
+                Err(e) => return Err(e.context(format!("in the base file of {}", path.display()))),
+            };
             Some(base)
         }
         Some(_) => bail!("{}: `extends` must be a file name", path.display()),
@@ -329,7 +352,87 @@ impl ExperimentConfig {
                 .file_stem()
                 .map_or("experiment".into(), |s| s.to_string_lossy().into_owned());
         }
+        cfg.check()
+            .with_context(|| format!("{} (with its bases and overrides)", path.display()))?;
         Ok(cfg)
+    }
+
+    /// The range of every numeric setting that a wrong value would make hang,
+    /// panic or run silently wrong: sizes at least 1, dropouts in [0, 1), sequence
+    /// lengths at least 2, batch budgets and accumulation at least 1, a positive
+    /// finite learning rate, Adam's betas in [0, 1), non-negative decay and
+    /// clipping. The error names the key and the value.
+    pub fn check(&self) -> Result<()> {
+        let m = &self.model.sizes;
+        for (key, v) in [
+            ("model.layers", m.layers),
+            ("model.hidden", m.hidden),
+            ("model.heads", m.heads),
+            ("model.ffn", m.ffn),
+            ("model.token_embed", m.token_embed),
+        ] {
+            if v < 1 {
+                bail!("`{key}: {v}` must be at least 1");
+            }
+        }
+        for (key, v) in [
+            ("model.bar_embed", m.bar_embed),
+            ("model.beat_embed", m.beat_embed),
+        ] {
+            if v < 0 {
+                bail!("`{key}: {v}` must be 0 (none) or more");
+            }
+        }
+        for (key, v) in [
+            ("model.dropout", m.dropout),
+            ("model.attention_dropout", m.attention_dropout),
+            ("model.activation_dropout", m.activation_dropout),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("`{key}: {v}` must be in [0, 1)");
+            }
+        }
+        let t = &self.train;
+        for (key, v) in [
+            ("train.max_tokens", t.max_tokens),
+            ("train.valid_max_tokens", t.valid_max_tokens),
+        ] {
+            if v < 2 {
+                bail!("`{key}: {v}` must be at least 2 (a token and its successor)");
+            }
+        }
+        for (key, v) in [
+            ("train.batch_tokens", t.batch_tokens),
+            ("train.accumulate", t.accumulate),
+        ] {
+            if v < 1 {
+                bail!("`{key}: {v}` must be at least 1");
+            }
+        }
+        if t.chunk == 1 {
+            bail!("`train.chunk: 1` must be 0 (whole songs) or at least 2");
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            bail!("`train.lr: {}` must be a positive number", t.lr);
+        }
+        for (key, v) in [("train.betas[0]", t.betas.0), ("train.betas[1]", t.betas.1)] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("`{key}: {v}` must be in [0, 1)");
+            }
+        }
+        for (key, v) in [
+            ("train.eps", t.eps),
+            ("train.weight_decay", t.weight_decay),
+            ("train.clip", t.clip),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("`{key}: {v}` must be 0 or a positive number");
+            }
+        }
+        if let Some(l) = self.eval.lengths.iter().find(|&&l| l == 0) {
+            bail!("`eval.lengths` holds {l}: every length must be at least 1");
+        }
+        Ok(())
     }
 
     /// Hash of the resolved configuration (hex, 12 characters): the run folder name.
@@ -360,6 +463,53 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Values that would hang, panic or train silently wrong are refused at load,
+    /// naming the key and the value; a cycle of `extends` is named as one.
+    #[test]
+    fn out_of_range_settings_and_extends_cycles_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = write(dir.path(), "base.yaml", "name: b\n");
+        for (set, words) in [
+            (
+                "train.max_tokens=0",
+                vec!["train.max_tokens: 0", "at least 2"],
+            ),
+            (
+                "train.batch_tokens=0",
+                vec!["train.batch_tokens: 0", "at least 1"],
+            ),
+            ("train.accumulate=0", vec!["train.accumulate: 0"]),
+            ("model.dropout=2.0", vec!["model.dropout: 2", "[0, 1)"]),
+            ("model.layers=0", vec!["model.layers: 0"]),
+            ("model.hidden=-4", vec!["model.hidden: -4"]),
+            ("train.lr=0", vec!["train.lr: 0", "positive"]),
+            ("train.clip=-1", vec!["train.clip: -1"]),
+            ("eval.lengths=[0, 10]", vec!["eval.lengths", "at least 1"]),
+        ] {
+            let err = format!(
+                "{:#}",
+                ExperimentConfig::load(&base, &[set.to_string()]).unwrap_err()
+            );
+            assert!(err.contains("base.yaml"), "{set}: {err}");
+            for w in words {
+                assert!(err.contains(w), "{set}: `{w}` not in {err}");
+            }
+        }
+        assert!(ExperimentConfig::load(&base, &[]).is_ok());
+        write(dir.path(), "a.yaml", "extends: b.yaml\n");
+        write(dir.path(), "b.yaml", "extends: c.yaml\n");
+        let c = write(dir.path(), "c.yaml", "extends: a.yaml\n");
+        let err = format!("{:#}", ExperimentConfig::load(&c, &[]).unwrap_err());
+        assert!(
+            err.contains("`extends` makes a cycle: c.yaml → a.yaml → b.yaml → c.yaml"),
+            "{err}"
+        );
+        assert!(err.len() < 300, "{err}");
+        let selfish = write(dir.path(), "self.yaml", "extends: self.yaml\n");
+        let err = format!("{:#}", ExperimentConfig::load(&selfish, &[]).unwrap_err());
+        assert!(err.contains("cycle: self.yaml → self.yaml"), "{err}");
     }
 
     #[test]
