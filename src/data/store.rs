@@ -216,6 +216,50 @@ impl TokenStore {
                 total * 2
             );
         }
+        let damaged = |what: String| {
+            anyhow::anyhow!(
+                "the token store in {} is damaged ({what}); prepare the dataset again",
+                dir.display()
+            )
+        };
+        // Songs lie one after another, in the token file and in the bar file; each
+        // bar starts inside its song, after the bar before.
+        let (mut at, mut bar_at) = (0u64, 0u64);
+        for (i, e) in songs.iter().enumerate() {
+            if e.offset != at || e.bar_offset != bar_at {
+                return Err(damaged(format!(
+                    "song {i} starts at token {} and bar {}, not at {at} and {bar_at}",
+                    e.offset, e.bar_offset
+                )));
+            }
+            at += e.len;
+            bar_at += e.bars;
+            let starts = &bars[e.bar_offset as usize..bar_at as usize];
+            if let Some(w) = starts.windows(2).position(|w| w[0] >= w[1]).or_else(|| {
+                starts
+                    .last()
+                    .filter(|&&b| u64::from(b) >= e.len.max(1))
+                    .map(|_| starts.len() - 1)
+            }) {
+                return Err(damaged(format!(
+                    "song {i}: bar {w} starts at token {}, out of order or past the song's {} tokens",
+                    starts[w], e.len
+                )));
+            }
+        }
+        // Token ids inside the vocabulary the manifest names.
+        if let (Some(map), Ok(manifest)) = (&tokens, super::prepare::Manifest::load(dir)) {
+            let all: &[u16] = bytemuck::cast_slice(&map[..]);
+            let max = all.iter().copied().max().unwrap_or(0);
+            if usize::from(max) >= manifest.vocab_size {
+                let at = all.iter().position(|&t| t == max).unwrap_or(0);
+                return Err(damaged(format!(
+                    "{} holds the id {max} at token {at}, outside the vocabulary of {} ids",
+                    tokens_path.display(),
+                    manifest.vocab_size
+                )));
+            }
+        }
         Ok(TokenStore {
             dir: dir.to_path_buf(),
             tokens,
@@ -296,6 +340,91 @@ mod tests {
         assert_eq!(s.bar_starts(2), &[0]);
         assert_eq!(s.split_indices(Split::Valid), vec![2]);
         assert_eq!(s.total_tokens(), 5);
+    }
+
+    /// A store whose index points outside its files, whose bars are out of order,
+    /// or whose ids leave the manifest's vocabulary is refused on open, never read
+    /// (an unchecked offset panicked `stats similarity`; an id past the vocabulary
+    /// panicked `train` inside libtorch).
+    #[test]
+    fn damaged_indices_and_ids_are_refused_on_open() {
+        let build = |dir: &Path| {
+            let mut w = StoreWriter::create(dir).unwrap();
+            w.push(&[5, 6, 7], &[0, 2], Split::Train).unwrap();
+            w.push(&[9, 10], &[0], Split::Valid).unwrap();
+            w.finish().unwrap();
+        };
+        let patch = |dir: &Path, file: &str, at: usize, bytes: &[u8]| {
+            let p = dir.join(file);
+            let mut raw = std::fs::read(&p).unwrap();
+            raw[at..at + bytes.len()].copy_from_slice(bytes);
+            std::fs::write(&p, raw).unwrap();
+        };
+        let refused = |dir: &Path, words: &[&str]| {
+            let err = TokenStore::open(dir)
+                .err()
+                .expect("opened a damaged store")
+                .to_string();
+            assert!(
+                err.contains("damaged") && err.contains("prepare the dataset again"),
+                "{err}"
+            );
+            for w in words {
+                assert!(err.contains(w), "`{w}` not in {err}");
+            }
+        };
+        // The second song's token offset moved past the file.
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        patch(dir.path(), "songs.u64", 32, &1000u64.to_le_bytes());
+        refused(dir.path(), &["song 1 starts at token 1000"]);
+        // Bars out of order, and a bar past the song's end.
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        patch(dir.path(), "bars.u32", 4, &0u32.to_le_bytes());
+        refused(dir.path(), &["song 0: bar 0"]);
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        patch(dir.path(), "bars.u32", 4, &7u32.to_le_bytes());
+        refused(dir.path(), &["song 0: bar 1 starts at token 7"]);
+        // An id outside the vocabulary of the manifest.
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            serde_json::to_string(&test_manifest(8)).unwrap(),
+        )
+        .unwrap();
+        refused(dir.path(), &["the id 10 at token 4", "vocabulary of 8 ids"]);
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            serde_json::to_string(&test_manifest(11)).unwrap(),
+        )
+        .unwrap();
+        assert!(TokenStore::open(dir.path()).is_ok());
+    }
+
+    fn test_manifest(vocab_size: usize) -> super::super::prepare::Manifest {
+        super::super::prepare::Manifest {
+            format: 1,
+            name: "t".into(),
+            fingerprint: "f".into(),
+            created: "now".into(),
+            museformer_version: "0".into(),
+            config: crate::data::DatasetConfig::for_folder("m".into(), "o".into()),
+            files: 2,
+            songs: 2,
+            rejected: 0,
+            duplicates: 0,
+            rejects_by_reason: Default::default(),
+            warnings: 0,
+            splits: Default::default(),
+            tokens: 5,
+            bars: 3,
+            hours: 0.0,
+            vocab_size,
+            wall_seconds: 0.0,
+        }
     }
 
     #[test]
