@@ -22,8 +22,9 @@ pub struct EncodeArgs {
     /// Transpose to C major / A minor as the original release does.
     #[arg(long)]
     normalize_key: bool,
-    /// Positions per quarter note (12 as the reference states; 16 as the original code).
-    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
+    /// Positions per quarter note, 1..=32 (12 as the reference states; 16 as the
+    /// original code and every shipped dataset).
+    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT, value_parser = pos_per_beat)]
     pos_per_beat: u32,
     /// Whose reader and encoder to follow: ours, or the original release's token
     /// for token (mido 1.2.10, miditoolkit 0.1.16, MidiProcessor); docs/tokens.md.
@@ -52,8 +53,8 @@ pub struct DecodeArgs {
     /// Output MIDI file.
     #[arg(short, long)]
     output: PathBuf,
-    /// Positions per quarter note of the tokens' grid.
-    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT)]
+    /// Positions per quarter note of the tokens' grid, 1..=32.
+    #[arg(long, default_value_t = tokens::vocab::DEFAULT_POS_PER_BEAT, value_parser = pos_per_beat)]
     pos_per_beat: u32,
 }
 
@@ -67,9 +68,20 @@ pub struct VocabArgs {
     /// encoding writes is in it; implies --fairseq and 16 positions per beat.
     #[arg(long, conflicts_with = "fairseq")]
     release: bool,
-    /// Positions per quarter note of the grid [default: 12; 16 with --release].
-    #[arg(long)]
+    /// Positions per quarter note of the grid, 1..=32 [default: 12; 16 with --release].
+    #[arg(long, value_parser = pos_per_beat)]
     pos_per_beat: Option<u32>,
+}
+
+/// A `--pos-per-beat` value: 1..=32 (0 would become another grid silently).
+fn pos_per_beat(text: &str) -> std::result::Result<u32, String> {
+    let max = tokens::vocab::MAX_POS_PER_BEAT;
+    match text.parse::<u32>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{text}`: positions per beat must be a whole number in 1..={max}"
+        )),
+    }
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {

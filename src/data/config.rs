@@ -86,8 +86,33 @@ impl DatasetConfig {
     pub fn load(path: &Path) -> Result<DatasetConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not a valid dataset file", path.display()))
+        let cfg: DatasetConfig = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not a valid dataset file", path.display()))?;
+        cfg.check()
+            .with_context(|| format!("{} is not a valid dataset file", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// The settings a wrong value would turn silently into something else:
+    /// `encoding.pos_per_beat` in 1..=32 (0 became a 2-per-beat grid), split ratios
+    /// not all zero (every song would go nowhere), a name.
+    pub fn check(&self) -> Result<()> {
+        let max = crate::tokens::vocab::MAX_POS_PER_BEAT;
+        let ppb = self.encoding.pos_per_beat;
+        if !(1..=max).contains(&ppb) {
+            anyhow::bail!("`encoding.pos_per_beat: {ppb}` must be in 1..={max}");
+        }
+        if let SplitRule::Hash { ratios, .. } = &self.split {
+            if ratios.iter().all(|&r| r == 0) {
+                anyhow::bail!(
+                    "`split.hash.ratios: {ratios:?}` are all 0; give the relative sizes of train, valid and test (e.g. [8, 1, 1])"
+                );
+            }
+        }
+        if self.name.trim().is_empty() {
+            anyhow::bail!("`name` is empty; name the dataset");
+        }
+        Ok(())
     }
 
     /// A configuration for a MIDI folder given on the command line, with defaults.
@@ -110,6 +135,34 @@ impl DatasetConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_that_would_be_silently_changed_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (extra, words) in [
+            (
+                "encoding:\n  pos_per_beat: 0\n",
+                vec!["pos_per_beat: 0", "1..=32"],
+            ),
+            ("encoding:\n  pos_per_beat: 64\n", vec!["pos_per_beat: 64"]),
+            (
+                "split:\n  hash: {ratios: [0, 0, 0]}\n",
+                vec!["ratios: [0, 0, 0]", "all 0"],
+            ),
+        ] {
+            let path = dir.path().join("d.yaml");
+            std::fs::write(&path, format!("name: x\nmidi_dir: a\nout: b\n{extra}")).unwrap();
+            let err = format!("{:#}", DatasetConfig::load(&path).unwrap_err());
+            assert!(err.contains("d.yaml"), "{err}");
+            for w in words {
+                assert!(err.contains(w), "`{w}` not in {err}");
+            }
+        }
+        for file in ["default", "long", "lmd6"] {
+            let path = PathBuf::from(format!("experiments/data/{file}.yaml"));
+            DatasetConfig::load(&path).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        }
+    }
 
     #[test]
     fn unknown_keys_are_named_with_their_line() {
