@@ -116,9 +116,106 @@ pub fn replace_dir(tmp: tempfile::TempDir, target: &Path) -> Result<()> {
     }
 }
 
+/// An exclusive lock on a folder (or file) `path` for one process: an advisory
+/// `flock` on the hidden sibling `.<name>.lock`, which also records the holder's pid
+/// and command. The lock goes with the process: dropping it, or the process dying
+/// (even by `kill -9`), releases it, so a stale lock of a dead process is simply
+/// taken over. The lock file stays (it is a few bytes).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl FolderLock {
+    /// Takes the lock on `path`, or refuses with one sentence naming the process
+    /// that holds it; `what` says what the lock guards (`the dataset folder`).
+    pub fn acquire(path: &Path, what: &str) -> Result<FolderLock> {
+        let mut lock = sibling(path, ".").into_os_string();
+        lock.push(".lock");
+        let lock = PathBuf::from(lock);
+        create_dir_all(parent_of(&lock))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock)
+            .with_context(|| format!("cannot open the lock file {}", lock.display()))?;
+        // flock(2), non-blocking (std's File::try_lock needs Rust 1.89; MSRV 1.85).
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor this function owns for its lifetime.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+                let holder = holder.trim();
+                anyhow::bail!(
+                    "{what} {} is in use by another process ({}); wait for it to finish or stop it (lock file {})",
+                    path.display(),
+                    if holder.is_empty() { "unknown pid" } else { holder },
+                    lock.display()
+                );
+            }
+            return Err(e).with_context(|| format!("cannot lock {}", lock.display()));
+        }
+        let me = format!(
+            "pid {}: {}",
+            std::process::id(),
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        file.set_len(0)
+            .and_then(|()| file.write_all(me.as_bytes()))
+            .and_then(|()| file.flush())
+            .with_context(|| format!("cannot write the lock file {}", lock.display()))?;
+        Ok(FolderLock {
+            _file: file,
+            path: lock,
+        })
+    }
+
+    /// The lock file.
+    pub fn lock_file(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_lock_refuses_a_second_holder_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("data.v2");
+        let first = FolderLock::acquire(&target, "the dataset folder").unwrap();
+        assert_eq!(first.lock_file(), dir.path().join(".data.v2.lock"));
+        let held = std::fs::read_to_string(first.lock_file()).unwrap();
+        assert!(
+            held.starts_with(&format!("pid {}", std::process::id())),
+            "{held}"
+        );
+        // Another open file description of the same lock file is refused.
+        let err = format!(
+            "{:#}",
+            FolderLock::acquire(&target, "the dataset folder").unwrap_err()
+        );
+        assert!(
+            err.contains("data.v2 is in use by another process")
+                && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        // Released (as when the holder exits, or dies): taken over.
+        drop(first);
+        let again = FolderLock::acquire(&target, "the dataset folder").unwrap();
+        drop(again);
+        // Nothing else is created next to the target.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(".data.v2.lock")]);
+    }
 
     #[test]
     fn atomic_writes_replace_or_leave_the_file() {

@@ -373,3 +373,26 @@ fn output_folders_that_are_not_datasets_are_refused_and_kept() {
     assert!(out.join("manifest.json").is_file());
     assert_eq!(listing(&midi_dir), songs);
 }
+
+/// A dataset folder being prepared is locked: a second `data prepare` is refused
+/// with the holder's pid and nothing changed; once the holder is gone (its lock
+/// released, as when it exits or dies) the next one proceeds.
+#[test]
+fn a_dataset_being_prepared_is_locked() {
+    let file = |i: u8| (format!("song{i}.mid"), 3 + u64::from(i));
+    let (_tmp, midi_dir, out) = midi_folder(0..3, file);
+    let held = museformer::io::FolderLock::acquire(&out, "the dataset folder").unwrap();
+    let (ok, _, err) = prepare_dirs(&midi_dir, &out);
+    assert!(!ok, "prepared beside a lock holder");
+    assert_contains(
+        &err,
+        &[
+            "in use by another process",
+            &format!("pid {}", std::process::id()),
+        ],
+    );
+    assert!(!out.exists());
+    drop(held);
+    let (ok, _, err) = prepare_dirs(&midi_dir, &out);
+    assert!(ok, "{err}");
+}

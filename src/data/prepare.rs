@@ -479,6 +479,8 @@ pub fn prepare(cfg: &DatasetConfig, force: bool) -> Result<PrepareOutcome> {
     let root = &cfg.midi_dir;
     check_midi_dir(cfg)?;
     check_out_dir(cfg)?;
+    // One `prepare` at a time per dataset folder.
+    let _lock = crate::io::FolderLock::acquire(&cfg.out, "the dataset folder")?;
     let files = list_midi_files(root)?;
     let print = fingerprint(cfg, root, &files)?;
     if !force {

@@ -87,6 +87,9 @@ pub fn reproduce(opts: &Options) -> Result<Outcome> {
             opts.suite.display()
         )
     })?;
+    // One `reproduce` at a time per suite work folder.
+    let _lock =
+        crate::io::FolderLock::acquire(&opts.work.join(&suite.name), "the suite's work folder")?;
     let mut r = Runner::new(&suite, opts)?;
     let prepare = stages::prepare(&mut r, &data_cfg)?;
     let similarity = stages::similarity(&mut r, &data_cfg, &prepare)?;
