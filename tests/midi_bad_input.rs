@@ -181,17 +181,25 @@ fn absurd_ticks_are_rejected() {
     assert_eq!(read_bytes(&bytes).unwrap().end_tick(), (1 << 28) - 1);
 }
 
+/// An invalid key signature changes no note: it is skipped with a warning naming
+/// it, and the song is read (a mode byte of 255 rejected whole songs before).
 #[test]
-fn invalid_key_signatures_are_rejected() {
+fn invalid_key_signatures_are_skipped_with_a_warning() {
     for (sharps, mode) in [(8u8, 0u8), (0xF8, 1), (0x7F, 0), (2, 2), (0, 0xFF)] {
         let mut bytes = header(1, 1, 96);
-        bytes.extend(track(&[0x00, 0xFF, 0x59, 0x02, sharps, mode]));
-        match fail(&bytes) {
-            MidiError::InvalidKeySignature { sharps: s, mode: m } => {
-                assert_eq!((s, m), (sharps as i8, mode));
-            }
-            other => panic!("{other:?}"),
-        }
+        bytes.extend(track(&[
+            0x00, 0xFF, 0x59, 0x02, sharps, mode, 0x00, 0x90, 60, 100, 0x60, 0x80, 60, 0,
+        ]));
+        let reading = museformer::midi::read_bytes_warned(&bytes).unwrap();
+        assert!(reading.score.key_signatures.is_empty());
+        assert_eq!(reading.score.tracks[0].notes.len(), 1);
+        assert_eq!(reading.warnings.len(), 1, "{:?}", reading.warnings);
+        let w = &reading.warnings[0];
+        assert!(
+            w.contains("skipped an invalid key signature at tick 0")
+                && w.contains(&format!("{} sharps, mode {mode}", sharps as i8)),
+            "{w}"
+        );
     }
     // The extremes are fine.
     for (sharps, mode) in [(7u8, 0u8), (0xF9, 1)] {

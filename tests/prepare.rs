@@ -396,3 +396,23 @@ fn a_dataset_being_prepared_is_locked() {
     let (ok, _, err) = prepare_dirs(&midi_dir, &out);
     assert!(ok, "{err}");
 }
+
+/// A song whose only fault is an invalid key signature (which changes no token) is
+/// encoded, not rejected, and the skipped event is a warning in `warnings.csv`
+/// (counted in the summary).
+#[test]
+fn an_invalid_key_signature_is_a_warning_not_a_reject() {
+    let file = |i: u8| (format!("song{i}.mid"), 3 + u64::from(i));
+    let (_tmp, midi_dir, out) = midi_folder(0..2, file);
+    write(&midi_dir, "odd-key.mid", &bad_key_song());
+    let (ok, stdout, stderr) = prepare_dirs(&midi_dir, &out);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("3 encoded, 0 rejected"), "{stdout}");
+    assert!(stdout.contains("1 reader warnings"), "{stdout}");
+    let warnings = std::fs::read_to_string(out.join("warnings.csv")).unwrap();
+    assert!(
+        warnings.contains("odd-key.mid") && warnings.contains("skipped an invalid key signature"),
+        "{warnings}"
+    );
+    assert_eq!(Manifest::load(&out).unwrap().warnings, 1);
+}

@@ -90,7 +90,8 @@ pub struct Manifest {
     /// `duplicate`, ...); empty in a manifest written before it was kept.
     #[serde(default)]
     pub rejects_by_reason: BTreeMap<String, usize>,
-    /// Reader warnings about encoded songs (`warnings.csv`; release mode only).
+    /// Reader warnings about encoded songs (`warnings.csv`): skipped invalid key
+    /// signatures, and the release-mode reader's notes.
     #[serde(default)]
     pub warnings: usize,
     /// Songs per split.

@@ -13,7 +13,7 @@ mod write;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub use read::{read_bytes, read_file, MidiError};
+pub use read::{read_bytes, read_bytes_warned, read_file, MidiError};
 pub use write::{to_bytes, write_file};
 
 /// Whose choices reading and encoding follow.
@@ -40,8 +40,9 @@ impl Compat {
 }
 
 /// A score with the warnings its reading produced: what the reader kept or
-/// dropped silently that a user may want to know about (only the release-mode
-/// reader writes warnings; ours rejects such files or handles them as documented).
+/// dropped that a user may want to know about (ours: an invalid key signature it
+/// skipped, which changes no note; the release-mode reader: what the release's
+/// reader would have done differently, `docs/tokens.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reading {
     /// The piece.
@@ -54,10 +55,7 @@ pub struct Reading {
 /// [`Compat::Ours`] (never warns), the release's reader for [`Compat::Release`].
 pub fn read_bytes_as(bytes: &[u8], compat: Compat) -> Result<Reading, MidiError> {
     match compat {
-        Compat::Ours => Ok(Reading {
-            score: read_bytes(bytes)?,
-            warnings: Vec::new(),
-        }),
+        Compat::Ours => read::read_bytes_warned(bytes),
         Compat::Release => release::read_bytes(bytes),
     }
 }

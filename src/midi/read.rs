@@ -125,6 +125,13 @@ pub fn read_file(path: &Path) -> Result<Score, MidiError> {
 ///   velocity); tracks without notes are dropped. A score without notes is
 ///   valid.
 pub fn read_bytes(bytes: &[u8]) -> Result<Score, MidiError> {
+    Ok(read_bytes_warned(bytes)?.score)
+}
+
+/// [`read_bytes`] with the reader's warnings: what it skipped without changing any
+/// note (an invalid key-signature event: sharps outside -7..=7 or a mode byte other
+/// than 0 and 1).
+pub fn read_bytes_warned(bytes: &[u8]) -> Result<super::Reading, MidiError> {
     let (header, track_iter) = midly::parse(bytes).map_err(parse_error)?;
     if header.format == Format::Sequential {
         return Err(MidiError::Format2);
@@ -143,12 +150,15 @@ pub fn read_bytes(bytes: &[u8]) -> Result<Score, MidiError> {
     for (index, chunk) in chunks.into_iter().enumerate() {
         tracks.extend(reader.read_track(index, chunk)?);
     }
-    Ok(Score {
-        ticks_per_beat,
-        tempos: keep_last_per_tick(reader.tempos, |t| t.tick),
-        time_signatures: keep_last_per_tick(reader.time_signatures, |t| t.tick),
-        key_signatures: keep_last_per_tick(reader.key_signatures, |k| k.tick),
-        tracks,
+    Ok(super::Reading {
+        score: Score {
+            ticks_per_beat,
+            tempos: keep_last_per_tick(reader.tempos, |t| t.tick),
+            time_signatures: keep_last_per_tick(reader.time_signatures, |t| t.tick),
+            key_signatures: keep_last_per_tick(reader.key_signatures, |k| k.tick),
+            tracks,
+        },
+        warnings: reader.warnings,
     })
 }
 
@@ -242,6 +252,8 @@ struct Reader {
     key_signatures: Vec<KeySignature>,
     /// Open notes per `channel * 128 + pitch`, reused from track to track.
     open: Vec<VecDeque<OpenNote>>,
+    /// What was skipped without changing the notes (an invalid key signature).
+    warnings: Vec<String>,
 }
 
 impl Reader {
@@ -253,6 +265,7 @@ impl Reader {
             time_signatures: Vec::new(),
             key_signatures: Vec::new(),
             open: vec![VecDeque::new(); 16 * 128],
+            warnings: Vec::new(),
         }
     }
 
@@ -355,7 +368,14 @@ impl Reader {
                     MetaMessage::KeySignature(sharps, _) => {
                         let mode = meta_data(raw).get(1).copied().unwrap_or(0);
                         if !(-7..=7).contains(&sharps) || mode > 1 {
-                            return Err(MidiError::InvalidKeySignature { sharps, mode });
+                            // A key signature changes no note (nor any token): skip it.
+                            self.warnings.push(format!(
+                                "skipped an invalid key signature at tick {tick} ({})",
+                                MidiError::InvalidKeySignature { sharps, mode }
+                                    .to_string()
+                                    .trim_start_matches("invalid key signature: ")
+                            ));
+                            continue;
                         }
                         self.key_signatures.push(KeySignature {
                             tick,
@@ -796,10 +816,12 @@ mod tests {
             .position(|w| w == [0xFF, 0x59, 0x02])
             .unwrap();
         bytes[pos + 4] = 3;
-        match read_bytes(&bytes) {
-            Err(MidiError::InvalidKeySignature { sharps: 2, mode: 3 }) => {}
-            other => panic!("{other:?}"),
-        }
+        let reading = read_bytes_warned(&bytes).unwrap();
+        assert!(reading.score.key_signatures.is_empty());
+        assert_eq!(
+            reading.warnings,
+            ["skipped an invalid key signature at tick 0 (2 sharps, mode 3 (expected -7..=7 sharps and mode 0 or 1))"]
+        );
     }
 
     #[test]
