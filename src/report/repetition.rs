@@ -203,7 +203,7 @@ impl plot::Figure for Panels<'_> {
             let mut chart = ChartBuilder::on(panel)
                 .caption(&row.label, (FONT, 14))
                 .margin(8)
-                .x_label_area_size(28)
+                .x_label_area_size(36)
                 .y_label_area_size(36)
                 .build_cartesian_2d(-0.5..n as f64 - 0.5, 1.0..top)
                 .map_err(err)?;
@@ -225,6 +225,7 @@ impl plot::Figure for Panels<'_> {
                     }
                 })
                 .y_desc("PPL")
+                .x_desc("bars back to the nearest copy (no: none)")
                 .label_style((FONT, 10))
                 .axis_desc_style((FONT, 11))
                 .draw()
