@@ -6,6 +6,7 @@
 //! evaluation ([`eval`]); [`pipeline`] runs a suite of experiments as cached stages
 //! and [`report`] writes the paper's tables and figures.
 
+pub mod allocator;
 #[path = "../baselines/mod.rs"]
 pub mod baselines;
 pub mod bench;

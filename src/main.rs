@@ -9,5 +9,7 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Freed tensor memory stays in the heap for the next training step.
+    museformer::allocator::retain_freed_memory();
     museformer::cli::main()
 }
