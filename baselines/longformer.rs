@@ -107,7 +107,12 @@ pub fn sliding_window_attention(
             .transpose(-1, -2)
             .reshape([b * h, chunks, 2 * len, width])
     };
-    let mask = chunk_mask(window, len, chunks, q.device());
+    // `(1, chunks, len, 2 len)`: a four-dimensional mask (broadcast over the batch
+    // × heads dimension) is one libtorch's fused CPU kernel takes; a
+    // three-dimensional one sends the call to the unfused "math" path, which writes
+    // every chunk's scores out and checks each row of its softmax (about twice
+    // the time; `docs/performance.md`, "Faster CPU training").
+    let mask = chunk_mask(window, len, chunks, q.device()).unsqueeze(0);
     Tensor::scaled_dot_product_attention(
         &q,
         &around(k, d),
