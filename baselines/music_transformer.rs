@@ -75,10 +75,12 @@ impl RelativeAttention {
 
     /// Relative attention of `q` (the last positions) over `k`, `v`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, train: bool) -> Tensor {
-        let er = self.distance_embeddings(k.size()[2]);
-        let rel_logits = q.matmul(&er.transpose(-1, -2));
+        let rel_logits = |first: i64, rows: i64, keys: i64| {
+            q.narrow(2, first, rows)
+                .matmul(&self.distance_embeddings(keys).transpose(-1, -2))
+        };
         let p = if train { self.dropout } else { 0.0 };
-        relative_attention(q, k, v, &rel_logits, p)
+        relative_attention(q, k, v, rel_logits, p)
     }
 }
 

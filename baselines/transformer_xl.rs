@@ -124,10 +124,13 @@ impl Block {
 
     /// Relative attention of `q` (the last positions) over `k`, `v`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, b: &Biases, train: bool) -> Tensor {
-        let r = self.positions(k.size()[2], q.device());
-        let rel_logits = (q + b.per_head(&b.v)).matmul(&r.transpose(-1, -2));
+        let qv = q + b.per_head(&b.v);
+        let rel_logits = |first: i64, rows: i64, keys: i64| {
+            qv.narrow(2, first, rows)
+                .matmul(&self.positions(keys, q.device()).transpose(-1, -2))
+        };
         let p = if train { self.attention_dropout } else { 0.0 };
-        relative_attention(&(q + b.per_head(&b.u)), k, v, &rel_logits, p)
+        relative_attention(&(q + b.per_head(&b.u)), k, v, rel_logits, p)
     }
 
     /// A segment `h` `(batch, len, hidden)` attending to `memory ++ h`.

@@ -356,27 +356,92 @@ pub fn relative_shift(x: &Tensor) -> Tensor {
     rows.narrow(-2, 1, k).reshape(size)
 }
 
+/// Queries per block of [`relative_attention`] on the CPU.
+pub const RELATIVE_QUERY_BLOCK: i64 = 128;
+
 /// Causal attention with relative-position logits: `softmax((q·kᵀ + S)/√d + causal)
-/// v`, where `S = relative_shift(rel_logits)`. `q` is `(batch, heads, queries,
-/// head_dim)`, the queries being the last `queries` of the `k` and `v` positions;
-/// `rel_logits` is `(batch, heads, queries, keys)` with column `m` the logit of
-/// distance `keys - 1 - m`. `S/√d` and the causal mask go to libtorch's
-/// scaled-dot-product attention as an additive mask (memory-efficient kernels on a
-/// GPU); `dropout` applies to the attention weights.
+/// v`, where `S = relative_shift(R)`. `q` is `(batch, heads, queries, head_dim)`,
+/// the queries being the last `queries` of the `k` and `v` positions.
+/// `rel_logits(first, rows, keys)` gives `R` for the query rows `first..first +
+/// rows` against the first `keys` keys (those rows being the last of those keys):
+/// `(batch, heads, rows, keys)`, column `m` the logit of distance `keys - 1 - m`.
+/// `dropout` applies to the attention weights.
+///
+/// On a GPU, `S/√d` of all queries and the causal mask go to libtorch's
+/// scaled-dot-product attention as an additive mask (memory-efficient kernels). On
+/// the CPU that call falls back to its unfused "math" path (no fused kernel takes a
+/// mask that needs a gradient), which writes the scores out anyway, with a separate
+/// bias, a copy for the scaling, a masked softmax and its checks. So there the
+/// scores are written out directly, in blocks of [`RELATIVE_QUERY_BLOCK`] queries,
+/// each over only the keys it can see (the causal prefix; about 5/8 of the
+/// `queries × keys` scores for 512 queries over themselves): one batched `(q·kᵀ +
+/// S)/√d` (`baddbmm`), the causal mask added in place, the softmax and the values.
+/// The same sums, in fewer and smaller passes (`docs/performance.md`, "Faster CPU
+/// training").
 pub fn relative_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    rel_logits: &Tensor,
+    rel_logits: impl Fn(i64, i64, i64) -> Tensor,
     dropout: f64,
 ) -> Tensor {
-    let (queries, keys, head_dim) = (q.size()[2], k.size()[2], q.size()[3]);
-    let future =
-        Tensor::ones([queries, keys], (tch::Kind::Bool, q.device())).triu(keys - queries + 1);
-    let bias = (relative_shift(rel_logits) / (head_dim as f64).sqrt())
-        .masked_fill(&future, f64::NEG_INFINITY)
-        .to_kind(q.kind());
-    Tensor::scaled_dot_product_attention(q, k, v, Some(bias), dropout, false, None, false)
+    let (b, h, queries, head_dim) = q.size4().expect("(batch, heads, queries, head_dim)");
+    let keys = k.size()[2];
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    if q.device() != tch::Device::Cpu {
+        let future =
+            Tensor::ones([queries, keys], (tch::Kind::Bool, q.device())).triu(keys - queries + 1);
+        let bias = (relative_shift(&rel_logits(0, queries, keys)) * scale)
+            .masked_fill(&future, f64::NEG_INFINITY)
+            .to_kind(q.kind());
+        return Tensor::scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            Some(bias),
+            dropout,
+            false,
+            None,
+            false,
+        );
+    }
+    let mut outs = Vec::new();
+    let mut first = 0;
+    while first < queries {
+        let rows = RELATIVE_QUERY_BLOCK.min(queries - first);
+        // The block's last query is key `seen - 1`: it sees keys `0..seen`.
+        let seen = keys - queries + first + rows;
+        let (kb, vb) = (k.narrow(2, 0, seen), v.narrow(2, 0, seen));
+        // The causal mask as an additive bias (0, or -inf above the diagonal),
+        // added in place: a vectorized add with nothing to do in the backward
+        // pass, where `masked_fill` runs an unvectorized loop forward and again
+        // backward.
+        let causal = Tensor::full([rows, seen], f64::NEG_INFINITY, (q.kind(), q.device()))
+            .triu(seen - rows + 1);
+        let mut scores = relative_shift(&rel_logits(first, rows, seen))
+            .to_kind(q.kind())
+            .reshape([b * h, rows, seen])
+            .baddbmm(
+                &q.narrow(2, first, rows).reshape([b * h, rows, head_dim]),
+                &kb.reshape([b * h, seen, head_dim]).transpose(1, 2),
+                scale,
+                scale,
+            )
+            .view([b, h, rows, seen]);
+        let _ = scores.g_add_(&causal);
+        outs.push(
+            scores
+                .softmax(-1, q.kind())
+                .dropout(dropout, dropout > 0.0)
+                .matmul(&vb),
+        );
+        first += rows;
+    }
+    match outs.len() {
+        0 => Tensor::zeros([b, h, 0, v.size()[3]], (q.kind(), q.device())),
+        1 => outs.pop().expect("one block"),
+        _ => Tensor::cat(&outs, 2),
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +449,54 @@ mod tests {
     use super::*;
     use crate::model::testing::max_diff;
     use tch::Device;
+
+    /// The CPU path (blocks of queries, each over its causal prefix of keys) gives
+    /// the values and gradients of one scaled-dot-product attention call with the
+    /// shifted logits and the causal mask as its additive mask (the GPU path, and
+    /// the CPU path before the blocks).
+    #[test]
+    fn blocked_relative_attention_equals_one_masked_attention_call() {
+        tch::manual_seed(7);
+        let opts = (Kind::Float, Device::Cpu);
+        // Three blocks, the last one partial, the queries the last of the keys.
+        let (queries, keys) = (2 * RELATIVE_QUERY_BLOCK + 44, 2 * RELATIVE_QUERY_BLOCK + 84);
+        let leaf = |shape: [i64; 4]| Tensor::randn(shape, opts).set_requires_grad(true);
+        let (q, k, v) = (
+            leaf([2, 3, queries, 8]),
+            leaf([2, 3, keys, 8]),
+            leaf([2, 3, keys, 8]),
+        );
+        let rel = leaf([2, 3, queries, keys]);
+        let blocked = relative_attention(
+            &q,
+            &k,
+            &v,
+            |first, rows, seen| rel.narrow(2, first, rows).narrow(3, keys - seen, seen),
+            0.0,
+        );
+        let future =
+            Tensor::ones([queries, keys], (Kind::Bool, Device::Cpu)).triu(keys - queries + 1);
+        let bias = (relative_shift(&rel) / 8f64.sqrt()).masked_fill(&future, f64::NEG_INFINITY);
+        let reference =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(bias), 0.0, false, None, false);
+        assert!(max_diff(&blocked, &reference) < 1e-5);
+        let weights = Tensor::randn([2, 3, queries, 8], opts);
+        let grads = |out: &Tensor| {
+            Tensor::run_backward(
+                &[(out * &weights).sum(Kind::Float)],
+                &[&q, &k, &v, &rel],
+                false,
+                false,
+            )
+        };
+        for (name, (a, b)) in ["q", "k", "v", "rel"]
+            .iter()
+            .zip(grads(&blocked).iter().zip(grads(&reference).iter()))
+        {
+            let d = max_diff(a, b);
+            assert!(d < 1e-5, "the gradients of {name} differ by {d}");
+        }
+    }
 
     #[test]
     fn sinusoids_are_the_releases() {
