@@ -38,16 +38,6 @@ const PIECE: &str = "t-20 o-0 i-0 p-60 d-4 v-20 o-8 i-25 p-64 d-2 v-16 b-1 \
 /// The logit the converter gives our tokens the release lacks (its default).
 const ABSENT_LOGIT: f64 = -1e4;
 
-fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(
-        py.is_file(),
-        "{} is missing: run `just setup` (torch is in requirements.txt)",
-        py.display()
-    );
-    py
-}
-
 /// Runs the project's Python with `args`.
 fn py(args: &[&str]) -> Output {
     std::process::Command::new(python())

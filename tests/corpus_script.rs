@@ -4,19 +4,9 @@
 
 mod common;
 
-use common::root;
+use common::{python, root};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-
-fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(
-        py.is_file(),
-        "{} is missing: run `just setup` (music21 and mido are in requirements.txt)",
-        py.display()
-    );
-    py
-}
 
 fn py(args: &[&str]) -> Output {
     let out = std::process::Command::new(python())

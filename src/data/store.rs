@@ -348,11 +348,14 @@ mod tests {
     /// panicked `train` inside libtorch).
     #[test]
     fn damaged_indices_and_ids_are_refused_on_open() {
-        let build = |dir: &Path| {
-            let mut w = StoreWriter::create(dir).unwrap();
+        // A good store of two songs in a fresh folder.
+        let fresh = || {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = StoreWriter::create(dir.path()).unwrap();
             w.push(&[5, 6, 7], &[0, 2], Split::Train).unwrap();
             w.push(&[9, 10], &[0], Split::Valid).unwrap();
             w.finish().unwrap();
+            dir
         };
         let patch = |dir: &Path, file: &str, at: usize, bytes: &[u8]| {
             let p = dir.join(file);
@@ -374,22 +377,18 @@ mod tests {
             }
         };
         // The second song's token offset moved past the file.
-        let dir = tempfile::tempdir().unwrap();
-        build(dir.path());
+        let dir = fresh();
         patch(dir.path(), "songs.u64", 32, &1000u64.to_le_bytes());
         refused(dir.path(), &["song 1 starts at token 1000"]);
         // Bars out of order, and a bar past the song's end.
-        let dir = tempfile::tempdir().unwrap();
-        build(dir.path());
+        let dir = fresh();
         patch(dir.path(), "bars.u32", 4, &0u32.to_le_bytes());
         refused(dir.path(), &["song 0: bar 0"]);
-        let dir = tempfile::tempdir().unwrap();
-        build(dir.path());
+        let dir = fresh();
         patch(dir.path(), "bars.u32", 4, &7u32.to_le_bytes());
         refused(dir.path(), &["song 0: bar 1 starts at token 7"]);
         // An id outside the vocabulary of the manifest.
-        let dir = tempfile::tempdir().unwrap();
-        build(dir.path());
+        let dir = fresh();
         std::fs::write(
             dir.path().join("manifest.json"),
             serde_json::to_string(&test_manifest(8)).unwrap(),

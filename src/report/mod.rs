@@ -193,15 +193,10 @@ pub struct ReportInput {
     pub attention: Option<Vec<crate::bench::Measurement>>,
 }
 
-/// Table 1 as a frame (its CSV form): model, its trainable parameters (`params`,
-/// an exact count), the seeds, then for each length our mean PPL over the seeds,
-/// its sample standard deviation (`std`, empty with one seed) and the paper's, then
-/// the same for SE. A row without paper numbers has null paper cells.
-pub fn table1(input: &ReportInput) -> Result<DataFrame> {
-    let spreads = |f: &dyn Fn(&RowResult) -> Vec<f64>| -> Vec<Option<Spread>> {
-        input.rows.iter().map(|r| Spread::of(&f(r))).collect()
-    };
-    let mut cols: Vec<Column> = vec![
+/// The columns both forms of Table 1 start with: the model and its trainable
+/// parameters (`params`, an exact count).
+fn model_columns(input: &ReportInput) -> Vec<Column> {
+    vec![
         Column::new(
             "model".into(),
             input
@@ -214,41 +209,73 @@ pub fn table1(input: &ReportInput) -> Result<DataFrame> {
             "params".into(),
             input.rows.iter().map(|r| r.params()).collect::<Vec<_>>(),
         ),
-        Column::new(
-            "seeds".into(),
-            input
-                .rows
-                .iter()
-                .map(|r| r.runs.len() as u64)
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    let mut push = |name: String, paper: String, s: Vec<Option<Spread>>, p: Vec<Option<f64>>| {
-        let means: Vec<Option<f64>> = s.iter().map(|s| s.map(|s| s.mean)).collect();
-        let stds: Vec<Option<f64>> = s.iter().map(|s| s.and_then(|s| s.std)).collect();
-        cols.push(Column::new(format!("{name} std").into(), stds));
-        cols.push(Column::new(paper.into(), p));
-        let n = cols.len();
-        cols.insert(n - 2, Column::new(name.into(), means));
-    };
-    for (k, len) in input.lengths.iter().enumerate() {
-        push(
-            format!("PPL@{len}"),
-            format!("paper PPL@{}", PAPER_LENGTHS[k]),
-            spreads(&|r| r.ppl(k)),
-            input
-                .rows
-                .iter()
-                .map(|r| r.paper.map(|p| p.ppl[k]))
-                .collect(),
-        );
-    }
-    push(
+    ]
+}
+
+/// The paper's number `f` of every row (null where the paper has none).
+fn paper_column(input: &ReportInput, name: String, f: impl Fn(&PaperNumbers) -> f64) -> Column {
+    Column::new(
+        name.into(),
+        input
+            .rows
+            .iter()
+            .map(|r| r.paper.as_ref().map(&f))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// One measure of Table 1: its column name, the runs' values of a row, and the
+/// paper's column beside it.
+type Measure<'a> = (String, Box<dyn Fn(&RowResult) -> Vec<f64> + 'a>, Column);
+
+/// Our measures of Table 1 with the paper's: per length the runs' perplexities,
+/// then their similarity errors.
+fn measures(input: &ReportInput) -> Vec<Measure<'_>> {
+    let mut out: Vec<Measure<'_>> = input
+        .lengths
+        .iter()
+        .enumerate()
+        .map(|(k, len)| {
+            (
+                format!("PPL@{len}"),
+                Box::new(move |r: &RowResult| r.ppl(k)) as Box<dyn Fn(&RowResult) -> Vec<f64>>,
+                paper_column(input, format!("paper PPL@{}", PAPER_LENGTHS[k]), move |p| {
+                    p.ppl[k]
+                }),
+            )
+        })
+        .collect();
+    out.push((
         "SE (%)".into(),
-        "paper SE (%)".into(),
-        spreads(&|r| r.se()),
-        input.rows.iter().map(|r| r.paper.map(|p| p.se)).collect(),
-    );
+        Box::new(|r: &RowResult| r.se()),
+        paper_column(input, "paper SE (%)".into(), |p| p.se),
+    ));
+    out
+}
+
+/// Table 1 as a frame (its CSV form): model, its trainable parameters (`params`,
+/// an exact count), the seeds, then for each length our mean PPL over the seeds,
+/// its sample standard deviation (`std`, empty with one seed) and the paper's, then
+/// the same for SE. A row without paper numbers has null paper cells.
+pub fn table1(input: &ReportInput) -> Result<DataFrame> {
+    let mut cols = model_columns(input);
+    cols.push(Column::new(
+        "seeds".into(),
+        input
+            .rows
+            .iter()
+            .map(|r| r.runs.len() as u64)
+            .collect::<Vec<_>>(),
+    ));
+    for (name, values, paper) in measures(input) {
+        let spreads: Vec<Option<Spread>> =
+            input.rows.iter().map(|r| Spread::of(&values(r))).collect();
+        let means: Vec<Option<f64>> = spreads.iter().map(|s| s.map(|s| s.mean)).collect();
+        let stds: Vec<Option<f64>> = spreads.iter().map(|s| s.and_then(|s| s.std)).collect();
+        cols.push(Column::new(name.clone().into(), means));
+        cols.push(Column::new(format!("{name} std").into(), stds));
+        cols.push(paper);
+    }
     Ok(DataFrame::new_infer_height(cols)?)
 }
 
@@ -258,57 +285,25 @@ pub fn table1(input: &ReportInput) -> Result<DataFrame> {
 /// and the paper's; then the same for SE.
 pub fn table1_display(input: &ReportInput) -> Result<DataFrame> {
     let reference = input.rows.iter().find(|r| r.label == input.reference);
-    let cells = |f: &dyn Fn(&RowResult) -> Vec<f64>| -> Vec<Option<String>> {
-        input
+    let mut cols = model_columns(input);
+    for (name, values, paper) in measures(input) {
+        let cells: Vec<Option<String>> = input
             .rows
             .iter()
             .map(|r| {
-                let here = f(r);
+                let here = values(r);
                 let m = match reference {
-                    Some(reference) if reference.label != r.label => mark(&here, &f(reference)),
+                    Some(reference) if reference.label != r.label => {
+                        mark(&here, &values(reference))
+                    }
                     _ => "",
                 };
                 spread_cell(&here, 2).map(|c| format!("{c}{m}"))
             })
-            .collect()
-    };
-    let mut cols: Vec<Column> = vec![
-        Column::new(
-            "model".into(),
-            input
-                .rows
-                .iter()
-                .map(|r| r.label.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "params".into(),
-            input.rows.iter().map(|r| r.params()).collect::<Vec<_>>(),
-        ),
-    ];
-    for (k, len) in input.lengths.iter().enumerate() {
-        cols.push(Column::new(
-            format!("PPL@{len}").into(),
-            cells(&|r| r.ppl(k)),
-        ));
-        cols.push(Column::new(
-            format!("paper PPL@{}", PAPER_LENGTHS[k]).into(),
-            input
-                .rows
-                .iter()
-                .map(|r| r.paper.map(|p| p.ppl[k]))
-                .collect::<Vec<_>>(),
-        ));
+            .collect();
+        cols.push(Column::new(name.into(), cells));
+        cols.push(paper);
     }
-    cols.push(Column::new("SE (%)".into(), cells(&|r| r.se())));
-    cols.push(Column::new(
-        "paper SE (%)".into(),
-        input
-            .rows
-            .iter()
-            .map(|r| r.paper.map(|p| p.se))
-            .collect::<Vec<_>>(),
-    ));
     Ok(DataFrame::new_infer_height(cols)?)
 }
 

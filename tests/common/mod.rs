@@ -319,3 +319,15 @@ pub fn train_eval_generate(
     }
     run_dir
 }
+
+/// The project's Python (`.venv/bin/python`), refusing with what to run when it is
+/// missing.
+pub fn python() -> PathBuf {
+    let py = root().join(".venv/bin/python");
+    assert!(
+        py.is_file(),
+        "{} is missing: run `just setup` (the packages are in requirements.txt)",
+        py.display()
+    );
+    py
+}
